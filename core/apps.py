@@ -1,0 +1,11 @@
+from django.apps import AppConfig
+
+
+class CoreConfig(AppConfig):
+    name = "core"
+    verbose_name = "PayCRM core"
+
+    def ready(self) -> None:
+        from core import receivers
+
+        receivers.connect()

@@ -1,0 +1,183 @@
+import hashlib
+import hmac
+import secrets
+
+from django.conf import settings
+from django.contrib.auth.models import AbstractUser, Group
+from django.db import models
+from django.utils import timezone
+from django.utils.translation import gettext_lazy as _
+from django_otp.models import Device, ThrottlingMixin
+from guardian.mixins import GuardianUserMixin
+from guardian.models import GroupObjectPermission, UserObjectPermission
+from simple_history import register
+
+from core.audit import HistoricalRecords
+
+
+class TimeStampedModel(models.Model):
+    created_at = models.DateTimeField(default=timezone.now, db_index=True, editable=False)
+    updated_at = models.DateTimeField(auto_now=True)
+    history = HistoricalRecords(inherit=True)
+
+    class Meta:
+        abstract = True
+
+
+class User(GuardianUserMixin, AbstractUser):
+    """A member of staff. Signs in with a password and a TOTP second factor."""
+
+    failed_sign_in_count = models.PositiveSmallIntegerField(default=0, editable=False)
+    locked_until = models.DateTimeField(null=True, blank=True)
+
+    # Password hashes stay out of history; last_login and the failure counter
+    # change on every sign-in and are covered by AuthEvent instead.
+    history = HistoricalRecords(
+        excluded_fields=["password", "last_login", "failed_sign_in_count"],
+        m2m_fields=["groups", "user_permissions"],
+    )
+
+    class Meta(AbstractUser.Meta):
+        swappable = "AUTH_USER_MODEL"
+        ordering = ["username", "pk"]
+
+    def __str__(self) -> str:
+        return self.get_full_name() or self.username
+
+    def is_locked(self, now=None) -> bool:
+        return self.locked_until is not None and self.locked_until > (now or timezone.now())
+
+
+class Team(TimeStampedModel):
+    """A sales team. Its members share object permissions through ``group``."""
+
+    name = models.CharField(_("name"), max_length=100, unique=True)
+    group = models.OneToOneField(Group, on_delete=models.PROTECT, related_name="team")
+    manager = models.ForeignKey(
+        settings.AUTH_USER_MODEL,
+        on_delete=models.SET_NULL,
+        null=True,
+        blank=True,
+        related_name="managed_teams",
+    )
+
+    class Meta:
+        ordering = ["name", "pk"]
+
+    def __str__(self) -> str:
+        return self.name
+
+
+class AuthEvent(TimeStampedModel):
+    """Append-only record of sign-in activity (PCI DSS 10.2.1.4, 10.2.1.5)."""
+
+    class Kind(models.TextChoices):
+        SIGN_IN = "sign_in", _("Signed in")
+        SIGN_IN_FAILED = "sign_in_failed", _("Sign-in failed")
+        SECOND_FACTOR_FAILED = "second_factor_failed", _("Second factor failed")
+        SECOND_FACTOR_VERIFIED = "second_factor_verified", _("Second factor verified")
+        DEVICE_ENROLLED = "device_enrolled", _("Authenticator enrolled")
+        BACKUP_CODE_USED = "backup_code_used", _("Backup code used")
+        LOCKED_OUT = "locked_out", _("Account locked")
+        UNLOCKED = "unlocked", _("Account unlocked")
+        SIGN_OUT = "sign_out", _("Signed out")
+
+    kind = models.CharField(max_length=30, choices=Kind)
+    user = models.ForeignKey(
+        settings.AUTH_USER_MODEL,
+        on_delete=models.PROTECT,
+        null=True,
+        blank=True,
+        related_name="auth_events",
+    )
+    # What was typed, kept for failures against unknown usernames.
+    username = models.CharField(max_length=150, blank=True)
+    ip_address = models.GenericIPAddressField(null=True, blank=True)
+    user_agent = models.CharField(max_length=300, blank=True)
+    detail = models.CharField(max_length=300, blank=True)
+
+    class Meta:
+        ordering = ["-created_at", "-pk"]
+        indexes = [models.Index(fields=["user", "-created_at"], name="authevent_user_time")]
+
+    def __str__(self) -> str:
+        return f"{self.get_kind_display()} {self.username} {self.created_at:%Y-%m-%d %H:%M:%S}"
+
+
+def _hash_backup_code(code: str, salt: bytes) -> str:
+    # Backup codes carry ~50 bits, under ASVS 6.5.2's 112-bit bar for plain
+    # hashing, so they get a salted, slow hash.
+    digest = hashlib.pbkdf2_hmac("sha256", code.encode(), salt, 120_000)
+    return f"{salt.hex()}${digest.hex()}"
+
+
+def normalise_backup_code(code: str) -> str:
+    return "".join(ch for ch in code.upper() if ch.isalnum())
+
+
+class BackupCodeDevice(ThrottlingMixin, Device):
+    """Single-use backup codes, stored hashed.
+
+    django-otp's own static tokens are kept in plaintext; these are not.
+    """
+
+    history = HistoricalRecords()
+
+    class Meta:
+        verbose_name = _("backup code set")
+
+    def get_throttle_factor(self) -> int:
+        return 1
+
+    def issue_codes(self, count: int) -> list[str]:
+        """Replace all codes with ``count`` fresh ones and return them in clear, once."""
+        self.codes.all().delete()
+        alphabet = "ABCDEFGHJKLMNPQRSTUVWXYZ23456789"
+        plain = []
+        for _i in range(count):
+            raw = "".join(secrets.choice(alphabet) for _j in range(10))
+            plain.append(f"{raw[:5]}-{raw[5:]}")
+            BackupCode.objects.create(
+                device=self, code_hash=_hash_backup_code(raw, secrets.token_bytes(16))
+            )
+        return plain
+
+    def verify_token(self, token) -> bool:
+        allowed, _details = self.verify_is_allowed()
+        if not allowed:
+            return False
+        code = normalise_backup_code(str(token))
+        if len(code) != 10:
+            return False
+        for backup in self.codes.filter(used_at__isnull=True).select_for_update():
+            salt_hex, _digest = backup.code_hash.split("$", 1)
+            candidate = _hash_backup_code(code, bytes.fromhex(salt_hex))
+            if hmac.compare_digest(candidate, backup.code_hash):
+                backup.used_at = timezone.now()
+                backup.save(update_fields=["used_at"])
+                self.throttle_reset()
+                return True
+        self.throttle_increment()
+        return False
+
+
+class BackupCode(models.Model):
+    device = models.ForeignKey(BackupCodeDevice, on_delete=models.CASCADE, related_name="codes")
+    code_hash = models.CharField(max_length=200, editable=False)
+    created_at = models.DateTimeField(default=timezone.now, editable=False)
+    used_at = models.DateTimeField(null=True, blank=True)
+
+    history = HistoricalRecords(excluded_fields=["code_hash"])
+
+    class Meta:
+        ordering = ["pk"]
+
+    def __str__(self) -> str:
+        return f"backup code #{self.pk} ({'used' if self.used_at else 'unused'})"
+
+
+# Groups and guardian's generic permission rows are third-party models: grants
+# and revocations must still be on record.
+register(Group, app="core", records_class=HistoricalRecords, m2m_fields=["permissions"])
+register(UserObjectPermission, app="core", records_class=HistoricalRecords)
+register(GroupObjectPermission, app="core", records_class=HistoricalRecords)

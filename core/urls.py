@@ -1,0 +1,12 @@
+from django.urls import path
+
+from core import views
+
+app_name = "core"
+
+urlpatterns = [
+    path("sign-in/", views.login_view, name="login"),
+    path("sign-in/verify/", views.verify_view, name="verify"),
+    path("sign-in/enrol/", views.enrol_view, name="enrol"),
+    path("sign-out/", views.logout_view, name="logout"),
+]

@@ -1,0 +1,161 @@
+"""Writes to merchants. Each takes the acting user and runs in one transaction."""
+
+from __future__ import annotations
+
+from typing import Any
+
+from django.core.exceptions import ValidationError
+from django.db import transaction
+from django.utils.translation import gettext as _
+
+from core import audit, permissions
+from core.models import Team, User
+from merchants.models import Merchant
+
+# What an owner and their team may do with a merchant they hold.
+HOLDER_ACTIONS = ("view", "change")
+
+EDITABLE_FIELDS = (
+    "legal_name",
+    "trading_name",
+    "registration_number",
+    "country",
+    "business_type",
+    "mcc",
+    "website",
+    "expected_monthly_volume",
+    "volume_currency",
+    "status",
+    "risk_level",
+    "owner",
+    "team",
+    "partner",
+    "tags",
+)
+
+
+def lock_merchant(pk: int) -> Merchant:
+    return Merchant.objects.select_for_update().get(pk=pk)
+
+
+def normalise_tags(tags: Any) -> list[str]:
+    if not tags:
+        return []
+    if isinstance(tags, str):
+        tags = tags.split(",")
+    seen: dict[str, None] = {}
+    for tag in tags:
+        cleaned = str(tag).strip().lower()[:40]
+        if cleaned:
+            seen.setdefault(cleaned, None)
+    return list(seen)
+
+
+def _check_fields(fields: dict[str, Any]) -> None:
+    unknown = set(fields) - set(EDITABLE_FIELDS)
+    if unknown:
+        raise ValidationError({name: _("This field cannot be set here.") for name in unknown})
+
+
+def _check_owner(owner: User | None) -> None:
+    if owner is not None and not owner.is_active:
+        raise ValidationError({"owner": _("The owner must be an active user.")})
+
+
+def _check_status(merchant: Merchant, target: str) -> None:
+    if not merchant.can_move_to(target):
+        raise ValidationError(
+            {
+                "status": _("A %(current)s merchant cannot move to %(target)s.")
+                % {
+                    "current": merchant.get_status_display().lower(),
+                    "target": Merchant.Status(target).label.lower(),
+                }
+            }
+        )
+    if target == Merchant.Status.ACTIVE and not merchant.mid:
+        raise ValidationError(
+            {
+                "status": _(
+                    "A merchant becomes active through onboarding approval, which issues its MID."
+                )
+            }
+        )
+
+
+def _grant_holders(merchant: Merchant, holder: User | Team | None, *, actor: User) -> None:
+    if holder is not None:
+        principal = holder.group if isinstance(holder, Team) else holder
+        permissions.grant(principal, merchant, HOLDER_ACTIONS, actor=actor)
+
+
+def _revoke_holders(merchant: Merchant, holder: User | Team | None, *, actor: User) -> None:
+    if holder is not None:
+        principal = holder.group if isinstance(holder, Team) else holder
+        permissions.revoke(principal, merchant, HOLDER_ACTIONS, actor=actor)
+
+
+@transaction.atomic
+def merchant_create(*, actor: User, reason: str = "", **fields: Any) -> Merchant:
+    """Create a merchant; its owner and team receive view/change on it."""
+    _check_fields(fields)
+    fields.setdefault("owner", actor)
+    fields["tags"] = normalise_tags(fields.get("tags"))
+    merchant = Merchant(**fields)
+    if merchant.status not in (Merchant.Status.LEAD, Merchant.Status.ONBOARDING):
+        raise ValidationError({"status": _("A new merchant starts as a lead or in onboarding.")})
+    _check_owner(merchant.owner)
+    merchant.full_clean()
+    audit.stamp(merchant, actor=actor, reason=reason or "created")
+    merchant.save()
+    _grant_holders(merchant, merchant.owner, actor=actor)
+    _grant_holders(merchant, merchant.team, actor=actor)
+    return merchant
+
+
+@transaction.atomic
+def merchant_update(
+    *, merchant: Merchant, actor: User, reason: str = "", **changes: Any
+) -> Merchant:
+    """Change a merchant's fields. Status moves only along ``Merchant.TRANSITIONS``.
+
+    Locks the merchant row. When the owner or team changes, the previous holder
+    loses its object permissions and the new one receives them.
+    """
+    _check_fields(changes)
+    merchant = lock_merchant(merchant.pk)
+    if "tags" in changes:
+        changes["tags"] = normalise_tags(changes["tags"])
+    changed = [name for name, value in changes.items() if getattr(merchant, name) != value]
+    if not changed:
+        return merchant
+    if "status" in changed:
+        _check_status(merchant, changes["status"])
+    old_owner, old_team = merchant.owner, merchant.team
+    for name in changed:
+        setattr(merchant, name, changes[name])
+    _check_owner(merchant.owner if "owner" in changed else None)
+    merchant.full_clean()
+    audit.stamp(merchant, actor=actor, reason=reason)
+    merchant.save(update_fields=[*changed, "updated_at"])
+    if "owner" in changed:
+        _revoke_holders(merchant, old_owner, actor=actor)
+        _grant_holders(merchant, merchant.owner, actor=actor)
+    if "team" in changed:
+        _revoke_holders(merchant, old_team, actor=actor)
+        _grant_holders(merchant, merchant.team, actor=actor)
+    return merchant
+
+
+@transaction.atomic
+def merchant_transfer_owner(
+    *, merchant_ids: list[int], new_owner: User, actor: User, reason: str = ""
+) -> int:
+    """Hand a set of merchants to another owner (e.g. when a salesperson leaves)."""
+    moved = 0
+    for pk in sorted(merchant_ids):
+        merchant = lock_merchant(pk)
+        if merchant.owner_id != new_owner.pk:
+            merchant_update(merchant=merchant, actor=actor, reason=reason, owner=new_owner)
+            moved += 1
+    return moved
