@@ -2,7 +2,22 @@ from django import forms
 from django.utils.translation import gettext_lazy as _
 
 
-class SignInForm(forms.Form):
+class StyledFormMixin:
+    """Bootstrap classes on every widget; ``compact`` for filter bars."""
+
+    compact = False
+
+    def __init__(self, *args, **kwargs) -> None:
+        super().__init__(*args, **kwargs)
+        for field in self.fields.values():
+            is_select = isinstance(field.widget, forms.Select)
+            css = "form-select" if is_select else "form-control"
+            if self.compact:
+                css += " form-select-sm" if is_select else " form-control-sm"
+            field.widget.attrs["class"] = css
+
+
+class SignInForm(StyledFormMixin, forms.Form):
     username = forms.CharField(
         label=_("Username"),
         max_length=150,
@@ -15,7 +30,7 @@ class SignInForm(forms.Form):
     )
 
 
-class CodeForm(forms.Form):
+class CodeForm(StyledFormMixin, forms.Form):
     code = forms.CharField(
         label=_("Code"),
         max_length=20,
@@ -26,7 +41,7 @@ class CodeForm(forms.Form):
     )
 
 
-class EnrolForm(forms.Form):
+class EnrolForm(StyledFormMixin, forms.Form):
     code = forms.RegexField(
         label=_("Code from your app"),
         regex=r"^\s*\d{6}\s*$",

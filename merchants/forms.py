@@ -3,12 +3,13 @@ from django.utils.translation import gettext_lazy as _
 from django_countries import countries
 from django_countries.fields import LazyTypedChoiceField
 
+from core.forms import StyledFormMixin
 from core.models import Team
 from core.money import CURRENCY_CHOICES
 from merchants.models import Merchant, Partner
 
 
-class MerchantForm(forms.ModelForm):
+class MerchantForm(StyledFormMixin, forms.ModelForm):
     """Shape of a merchant. Rules that need the database live in the services."""
 
     tags = forms.CharField(
@@ -54,18 +55,16 @@ class MerchantForm(forms.ModelForm):
             # Only users with the assign right pick owners and teams.
             del self.fields["owner"]
             del self.fields["team"]
-        for name, field in self.fields.items():
-            css = "form-select" if isinstance(field.widget, forms.Select) else "form-control"
-            field.widget.attrs.setdefault("class", css)
-            if name == "mcc":
-                field.widget.attrs.update({"inputmode": "numeric", "maxlength": 4})
+        self.fields["mcc"].widget.attrs.update({"inputmode": "numeric", "maxlength": 4})
 
     def _post_clean(self) -> None:
         # Model validation runs in the service, once, with the full picture.
         pass
 
 
-class MerchantFilterForm(forms.Form):
+class MerchantFilterForm(StyledFormMixin, forms.Form):
+    compact = True
+
     q = forms.CharField(
         required=False,
         label=_("Search"),
@@ -83,8 +82,3 @@ class MerchantFilterForm(forms.Form):
     def __init__(self, *args, owners=None, **kwargs) -> None:
         super().__init__(*args, **kwargs)
         self.fields["owner"].queryset = owners
-        for field in self.fields.values():
-            css = "form-select" if isinstance(field.widget, forms.Select) else "form-control"
-            field.widget.attrs["class"] = (
-                f"{css} form-control-sm" if css == "form-control" else f"{css} form-select-sm"
-            )
