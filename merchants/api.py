@@ -23,22 +23,8 @@ class MerchantOutputSerializer(serializers.ModelSerializer):
         model = Merchant
         fields = [
             "id",
-            "legal_name",
-            "trading_name",
-            "registration_number",
-            "country",
-            "business_type",
-            "mcc",
-            "website",
-            "expected_monthly_volume",
-            "volume_currency",
-            "status",
-            "risk_level",
-            "owner",
-            "team",
-            "partner",
+            *services.EDITABLE_FIELDS,
             "mid",
-            "tags",
             "created_at",
             "updated_at",
         ]
@@ -65,23 +51,7 @@ class MerchantInputSerializer(serializers.ModelSerializer):
 
     class Meta:
         model = Merchant
-        fields = [
-            "legal_name",
-            "trading_name",
-            "registration_number",
-            "country",
-            "business_type",
-            "mcc",
-            "website",
-            "expected_monthly_volume",
-            "volume_currency",
-            "status",
-            "risk_level",
-            "owner",
-            "team",
-            "partner",
-            "tags",
-        ]
+        fields = list(services.EDITABLE_FIELDS)
         # Uniqueness and constraints are checked by the service under its lock.
         validators = []
 

@@ -6,6 +6,7 @@ from django_countries.fields import LazyTypedChoiceField
 from core.forms import StyledFormMixin
 from core.models import Team
 from core.money import CURRENCY_CHOICES
+from merchants import services
 from merchants.models import Merchant, Partner
 
 
@@ -20,23 +21,7 @@ class MerchantForm(StyledFormMixin, forms.ModelForm):
 
     class Meta:
         model = Merchant
-        fields = [
-            "legal_name",
-            "trading_name",
-            "registration_number",
-            "country",
-            "business_type",
-            "mcc",
-            "website",
-            "expected_monthly_volume",
-            "volume_currency",
-            "status",
-            "risk_level",
-            "owner",
-            "team",
-            "partner",
-            "tags",
-        ]
+        fields = list(services.EDITABLE_FIELDS)
         widgets = {"volume_currency": forms.Select(choices=CURRENCY_CHOICES)}
 
     def __init__(self, *args, owner_choices=None, can_assign: bool = False, **kwargs) -> None:
