@@ -24,8 +24,9 @@ SECRET_KEY = env.str("SECRET_KEY", default=_DEV_SECRET_KEY if DEBUG else "")
 if not SECRET_KEY:
     raise ImproperlyConfigured("SECRET_KEY must be set when DEBUG is off.")
 
-# 32 bytes, urlsafe base64. Encrypts sensitive fields (bank accounts, ID numbers).
-_DEV_FIELD_KEY = "ZGV2LW9ubHktZmllbGQta2V5LTMyLWJ5dGVzLWxvbmch"
+# "id:base64 32 bytes", newest first, comma-separated (core/crypto.py). Encrypts
+# sensitive fields (bank accounts, ID numbers); older keys stay for decryption.
+_DEV_FIELD_KEY = "dev:ZGV2LW9ubHktZmllbGQta2V5LTMyLWJ5dGVzLWxvbiE="
 FIELD_ENCRYPTION_KEY = env.str("FIELD_ENCRYPTION_KEY", default=_DEV_FIELD_KEY if DEBUG else "")
 if not FIELD_ENCRYPTION_KEY:
     raise ImproperlyConfigured("FIELD_ENCRYPTION_KEY must be set when DEBUG is off.")
@@ -302,3 +303,6 @@ LOGGING = {
 # ---------------------------------------------------------------------------
 # Username of the account that history rows name for scheduled and system work.
 SYSTEM_USERNAME = "system"
+DOCUMENT_MAX_BYTES = env.int("DOCUMENT_MAX_BYTES", default=10 * 1024 * 1024)
+DATA_UPLOAD_MAX_MEMORY_SIZE = 5 * 1024 * 1024
+FILE_UPLOAD_MAX_MEMORY_SIZE = 5 * 1024 * 1024

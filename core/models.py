@@ -181,3 +181,23 @@ class BackupCode(models.Model):
 register(Group, app="core", records_class=HistoricalRecords, m2m_fields=["permissions"])
 register(UserObjectPermission, app="core", records_class=HistoricalRecords)
 register(GroupObjectPermission, app="core", records_class=HistoricalRecords)
+
+
+class SensitiveAccess(TimeStampedModel):
+    """A read of a sensitive value in clear (PCI DSS 10.2.1.1): who, what, from where."""
+
+    user = models.ForeignKey(
+        settings.AUTH_USER_MODEL, on_delete=models.PROTECT, related_name="sensitive_reads"
+    )
+    object_label = models.CharField(max_length=100)  # "merchants.bankaccount"
+    object_id = models.CharField(max_length=64)
+    field = models.CharField(max_length=64)
+    ip_address = models.GenericIPAddressField(null=True, blank=True)
+    reason = models.CharField(max_length=300, blank=True)
+
+    class Meta:
+        ordering = ["-created_at", "-pk"]
+        indexes = [models.Index(fields=["object_label", "object_id"], name="sensitive_access_obj")]
+
+    def __str__(self) -> str:
+        return f"{self.user} read {self.object_label}#{self.object_id}.{self.field}"
