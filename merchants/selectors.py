@@ -3,13 +3,25 @@
 from __future__ import annotations
 
 from dataclasses import dataclass, fields
+from datetime import datetime, timedelta
 
-from django.db.models import Q, QuerySet
+from django.db import models
+from django.db.models import Case, Count, Prefetch, Q, QuerySet, Value, When
 from django.shortcuts import get_object_or_404
+from django.utils import timezone
+from django.utils.translation import gettext as _
 
 from core import permissions
 from core.models import User
-from merchants.models import Merchant
+from merchants.models import (
+    Activity,
+    BankAccount,
+    Document,
+    Merchant,
+    Partner,
+    PricingPlan,
+    PricingRate,
+)
 
 
 @dataclass(frozen=True)
@@ -77,3 +89,208 @@ def merchant_owners_visible(*, user: User) -> QuerySet[User]:
 
 def merchant_history(*, merchant: Merchant) -> QuerySet:
     return merchant.history.select_related("history_user").order_by("-history_date", "-history_id")
+
+
+# ---------------------------------------------------------------------------
+# Records of a merchant (and of partners): they follow the merchant's visibility
+# ---------------------------------------------------------------------------
+
+
+def records_visible(*, user: User, model: type[models.Model]) -> QuerySet:
+    """Records of ``model`` whose merchant ``user`` may see.
+
+    Contacts and bank accounts of partners follow the partner rights (global
+    ``view_partner``) instead.
+    """
+    qs = model._default_manager.all()
+    by_merchant = permissions.visible_through(
+        user, qs.filter(merchant__isnull=False), parent_field="merchant", parent_model=Merchant
+    )
+    if any(f.name == "partner" for f in model._meta.fields) and permissions.has_global(
+        user, Partner, "view"
+    ):
+        return by_merchant | qs.filter(partner__isnull=False)
+    return by_merchant
+
+
+def record_get(*, user: User, model: type[models.Model], pk: int, merchant: Merchant | None = None):
+    """One record the user may see (else 404), optionally of a given merchant."""
+    qs = records_visible(user=user, model=model)
+    if merchant is not None:
+        qs = qs.filter(merchant=merchant)
+    return get_object_or_404(qs, pk=pk)
+
+
+def merchant_360(*, user: User, pk: int) -> Merchant:
+    """The merchant with every record the 360 page shows, in a fixed number of queries."""
+    current_docs = Document.objects.filter(is_current=True).select_related(
+        "uploaded_by", "reviewed_by"
+    )
+    active_rates = PricingRate.objects.order_by("method")
+    qs = merchant_list(user=user).prefetch_related(
+        "contacts",
+        "owners",
+        "bank_accounts",
+        Prefetch("documents", queryset=current_docs, to_attr="current_documents"),
+        Prefetch(
+            "pricing_plans",
+            queryset=PricingPlan.objects.prefetch_related(Prefetch("rates", queryset=active_rates)),
+        ),
+        "contracts",
+    )
+    return get_object_or_404(qs, pk=pk)
+
+
+def shared_bank_accounts(*, merchant: Merchant) -> dict[int, list[Merchant]]:
+    """For each of the merchant's accounts, the other merchants holding the same number.
+
+    Names of other merchants are shown as a warning even when the user could not
+    open them: knowing that the account is shared is the point.
+    """
+    hashes = {a.account_hash: a.pk for a in merchant.bank_accounts.all()}
+    if not hashes:
+        return {}
+    others = (
+        BankAccount.objects.filter(account_hash__in=hashes, merchant__isnull=False)
+        .exclude(merchant=merchant)
+        .select_related("merchant")
+    )
+    shared: dict[int, list[Merchant]] = {}
+    for account in others:
+        shared.setdefault(hashes[account.account_hash], []).append(account.merchant)
+    return shared
+
+
+@dataclass(frozen=True)
+class TimelineEntry:
+    at: datetime
+    kind: str  # an Activity.Kind value or "status"
+    title: str
+    body: str
+    actor: User | None
+    activity: Activity | None = None
+
+
+def merchant_timeline(*, merchant: Merchant, limit: int = 100) -> list[TimelineEntry]:
+    """Activities and status changes from history, newest first (two queries)."""
+    activities = list(
+        merchant.activities.select_related("created_by", "assignee").order_by(
+            "-occurred_at", "-pk"
+        )[:limit]
+    )
+    entries = [
+        TimelineEntry(
+            at=a.occurred_at,
+            kind=a.kind,
+            title=a.subject,
+            body=a.body,
+            actor=a.created_by,
+            activity=a,
+        )
+        for a in activities
+    ]
+    rows = list(
+        merchant.history.order_by("history_date", "history_id").values(
+            "status", "history_date", "history_user", "history_change_reason"
+        )
+    )
+    users = {
+        u.pk: u for u in User.objects.filter(pk__in={r["history_user"] for r in rows} - {None})
+    }
+    labels = dict(Merchant.Status.choices)
+    previous = None
+    for row in rows:
+        if row["status"] != previous:
+            title = (
+                _("Created as %(status)s") % {"status": labels[row["status"]]}
+                if previous is None
+                else _("Status: %(old)s → %(new)s")
+                % {"old": labels[previous], "new": labels[row["status"]]}
+            )
+            entries.append(
+                TimelineEntry(
+                    at=row["history_date"],
+                    kind="status",
+                    title=title,
+                    body=row["history_change_reason"] or "",
+                    actor=users.get(row["history_user"]),
+                )
+            )
+            previous = row["status"]
+    entries.sort(key=lambda e: e.at, reverse=True)
+    return entries[:limit]
+
+
+def my_open_tasks(*, user: User) -> QuerySet[Activity]:
+    """Open tasks assigned to ``user`` on merchants they can still see; overdue first."""
+    today = timezone.localdate()
+    return (
+        records_visible(user=user, model=Activity)
+        .filter(kind=Activity.Kind.TASK, assignee=user, done_at__isnull=True)
+        .select_related("merchant")
+        .annotate(
+            overdue=Case(When(due_on__lt=today, then=Value(0)), default=Value(1)),
+        )
+        .order_by("overdue", "due_on", "pk")
+    )
+
+
+def documents_expiring(*, user: User, within_days: int = 30) -> QuerySet[Document]:
+    """Current documents already expired or expiring within ``within_days``."""
+    horizon = timezone.localdate() + timedelta(days=within_days)
+    return (
+        records_visible(user=user, model=Document)
+        .filter(is_current=True, expires_on__isnull=False, expires_on__lte=horizon)
+        .select_related("merchant", "merchant__owner")
+        .order_by("expires_on", "pk")
+    )
+
+
+def partner_list(*, user: User) -> QuerySet[Partner]:
+    if not permissions.has_global(user, Partner, "view"):
+        return Partner.objects.none()
+    return Partner.objects.select_related("parent").annotate(merchant_count=Count("merchants"))
+
+
+def partner_get(*, user: User, pk: int) -> Partner:
+    return get_object_or_404(partner_list(user=user), pk=pk)
+
+
+@dataclass
+class PartnerNode:
+    partner: Partner
+    depth: int
+    children: list[PartnerNode]
+
+
+def partner_tree(*, user: User) -> list[PartnerNode]:
+    """All visible partners as a forest (one query), children sorted by name."""
+    partners = list(partner_list(user=user).order_by("name", "pk"))
+    nodes = {p.pk: PartnerNode(partner=p, depth=0, children=[]) for p in partners}
+    roots = []
+    for p in partners:
+        parent = nodes.get(p.parent_id)
+        (parent.children if parent else roots).append(nodes[p.pk])
+
+    def set_depth(node: PartnerNode, depth: int) -> None:
+        node.depth = depth
+        for child in node.children:
+            set_depth(child, depth + 1)
+
+    for root in roots:
+        set_depth(root, 0)
+    return roots
+
+
+def partner_descendant_ids(*, partner: Partner) -> set[int]:
+    """Ids of the partner and every partner below it (one query)."""
+    children: dict[int | None, list[int]] = {}
+    for pk, parent_id in Partner.objects.values_list("pk", "parent_id"):
+        children.setdefault(parent_id, []).append(pk)
+    found, stack = set(), [partner.pk]
+    while stack:
+        pk = stack.pop()
+        if pk not in found:
+            found.add(pk)
+            stack.extend(children.get(pk, []))
+    return found
