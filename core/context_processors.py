@@ -10,11 +10,23 @@ def navigation(request: HttpRequest) -> dict:
     items = [
         {"label": _("Dashboard"), "url": reverse("home"), "icon": "speedometer2"},
         {"label": _("Merchants"), "url": reverse("merchants:list"), "icon": "shop"},
+        {"label": _("My tasks"), "url": reverse("merchants:tasks"), "icon": "check2-square"},
+        {
+            "label": _("Expiring documents"),
+            "url": reverse("merchants:documents_expiring"),
+            "icon": "file-earmark-text",
+        },
+        {"label": _("Partners"), "url": reverse("merchants:partners"), "icon": "diagram-3"},
         {"label": _("API docs"), "url": reverse("api-docs"), "icon": "braces"},
     ]
     if user.is_staff:
         items.append({"label": _("Admin"), "url": reverse("admin:index"), "icon": "gear"})
     path = request.path
     for item in items:
-        item["active"] = path.startswith(item["url"]) and (item["url"] != "/" or path == "/")
+        item["active"] = path == item["url"] or (
+            item["url"] not in ("/", "/merchants/") and path.startswith(item["url"])
+        )
+    merchants_url = reverse("merchants:list")
+    if path.startswith(merchants_url) and not any(i["active"] for i in items):
+        items[1]["active"] = True
     return {"nav_items": items}

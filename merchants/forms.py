@@ -4,10 +4,19 @@ from django_countries import countries
 from django_countries.fields import LazyTypedChoiceField
 
 from core.forms import StyledFormMixin
-from core.models import Team
+from core.models import Team, User
 from core.money import CURRENCY_CHOICES
 from merchants import services
-from merchants.models import Merchant, Partner
+from merchants.models import (
+    Activity,
+    BankAccount,
+    BeneficialOwner,
+    Contact,
+    Document,
+    Merchant,
+    Partner,
+    PaymentMethod,
+)
 
 
 class MerchantForm(StyledFormMixin, forms.ModelForm):
@@ -67,3 +76,146 @@ class MerchantFilterForm(StyledFormMixin, forms.Form):
     def __init__(self, *args, owners=None, **kwargs) -> None:
         super().__init__(*args, **kwargs)
         self.fields["owner"].queryset = owners
+
+
+class ContactForm(StyledFormMixin, forms.ModelForm):
+    class Meta:
+        model = Contact
+        fields = ["name", "title", "email", "phone", "is_primary", "notes"]
+        widgets = {"notes": forms.Textarea(attrs={"rows": 2})}
+
+
+class OwnerForm(StyledFormMixin, forms.ModelForm):
+    id_number = forms.CharField(label=_("ID / passport number"), max_length=40)
+
+    class Meta:
+        model = BeneficialOwner
+        fields = ["full_name", "nationality", "date_of_birth", "ownership_percent", "is_pep"]
+        widgets = {"date_of_birth": forms.DateInput(attrs={"type": "date"})}
+
+    def _post_clean(self) -> None:
+        pass  # the service validates, with the other owners' shares in view
+
+
+class BankAccountForm(StyledFormMixin, forms.ModelForm):
+    account_number = forms.CharField(
+        label=_("Account number or IBAN"),
+        max_length=40,
+        help_text=_("Hong Kong: bank code, branch code, account number (e.g. 004-123-456789)."),
+    )
+
+    class Meta:
+        model = BankAccount
+        fields = ["account_holder", "bank_name", "swift_code", "country", "currency", "is_primary"]
+        widgets = {"currency": forms.Select(choices=CURRENCY_CHOICES)}
+
+    def _post_clean(self) -> None:
+        pass
+
+
+class DocumentForm(StyledFormMixin, forms.Form):
+    doc_type = forms.ChoiceField(label=_("Type"), choices=Document.Type.choices)
+    file = forms.FileField(
+        label=_("File"), help_text=_("PDF, JPEG or PNG, up to 10 MB. A new upload adds a version.")
+    )
+    expires_on = forms.DateField(
+        label=_("Expires on"), required=False, widget=forms.DateInput(attrs={"type": "date"})
+    )
+
+
+class DocumentReviewForm(StyledFormMixin, forms.Form):
+    status = forms.ChoiceField(
+        choices=[(Document.Status.ACCEPTED, _("Accept")), (Document.Status.REJECTED, _("Reject"))]
+    )
+    reason = forms.CharField(label=_("Reason"), required=False, max_length=500)
+
+
+class ActivityForm(StyledFormMixin, forms.ModelForm):
+    class Meta:
+        model = Activity
+        fields = ["kind", "subject", "body", "occurred_at", "due_on", "assignee"]
+        widgets = {
+            "body": forms.Textarea(attrs={"rows": 2}),
+            "occurred_at": forms.DateTimeInput(attrs={"type": "datetime-local"}),
+            "due_on": forms.DateInput(attrs={"type": "date"}),
+        }
+
+    def __init__(self, *args, assignees=None, **kwargs) -> None:
+        super().__init__(*args, **kwargs)
+        self.fields["assignee"].queryset = (
+            assignees if assignees is not None else User.objects.none()
+        )
+        self.fields["assignee"].required = False
+        self.fields["occurred_at"].input_formats = ["%Y-%m-%dT%H:%M", "%Y-%m-%d %H:%M"]
+
+    def _post_clean(self) -> None:
+        pass
+
+
+class ContractForm(StyledFormMixin, forms.Form):
+    starts_on = forms.DateField(
+        label=_("Starts on"), widget=forms.DateInput(attrs={"type": "date"})
+    )
+    ends_on = forms.DateField(
+        label=_("Ends on"), required=False, widget=forms.DateInput(attrs={"type": "date"})
+    )
+
+
+class PricingPlanForm(StyledFormMixin, forms.Form):
+    """A plan with a percentage and a fixed fee per payment method (blank = not offered)."""
+
+    name = forms.CharField(label=_("Plan name"), max_length=100)
+    currency = forms.ChoiceField(label=_("Fee currency"), choices=CURRENCY_CHOICES)
+
+    def __init__(self, *args, **kwargs) -> None:
+        super().__init__(*args, **kwargs)
+        for value, label in PaymentMethod.choices:
+            self.fields[f"{value}_percent"] = forms.DecimalField(
+                label=_("%(method)s rate %%") % {"method": label},
+                required=False,
+                min_value=0,
+                max_value=100,
+                decimal_places=4,
+            )
+            self.fields[f"{value}_fixed"] = forms.DecimalField(
+                label=_("%(method)s fixed fee") % {"method": label},
+                required=False,
+                min_value=0,
+                decimal_places=4,
+            )
+        for name in self.fields:
+            if name.endswith(("_percent", "_fixed")):
+                self.fields[name].widget.attrs["class"] = "form-control form-control-sm"
+
+    def method_rows(self):
+        return [
+            (label, self[f"{value}_percent"], self[f"{value}_fixed"])
+            for value, label in PaymentMethod.choices
+        ]
+
+    def rates(self) -> list[dict]:
+        rows = []
+        for value, _label in PaymentMethod.choices:
+            percent = self.cleaned_data.get(f"{value}_percent")
+            fixed = self.cleaned_data.get(f"{value}_fixed")
+            if percent is not None or fixed is not None:
+                rows.append({"method": value, "percent": percent or 0, "fixed_fee": fixed or 0})
+        return rows
+
+
+class TransferForm(StyledFormMixin, forms.Form):
+    new_owner = forms.ModelChoiceField(label=_("New owner"), queryset=None)
+    reason = forms.CharField(label=_("Reason"), max_length=300)
+
+    def __init__(self, *args, owners=None, **kwargs) -> None:
+        super().__init__(*args, **kwargs)
+        self.fields["new_owner"].queryset = owners
+
+
+class PartnerForm(StyledFormMixin, forms.ModelForm):
+    class Meta:
+        model = Partner
+        fields = ["name", "kind", "parent", "status"]
+
+    def _post_clean(self) -> None:
+        pass

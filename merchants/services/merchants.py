@@ -4,12 +4,13 @@ from __future__ import annotations
 
 from typing import Any
 
-from django.core.exceptions import ValidationError
+from django.core.exceptions import PermissionDenied, ValidationError
 from django.db import transaction
 from django.utils.translation import gettext as _
 
 from core import audit, permissions
 from core.models import Team, User
+from core.roles import SALES as SALES_ROLE
 from merchants.models import Merchant
 
 # What an owner and their team may do with a merchant they hold.
@@ -159,3 +160,31 @@ def merchant_transfer_owner(
             merchant_update(merchant=merchant, actor=actor, reason=reason, owner=new_owner)
             moved += 1
     return moved
+
+
+def can_transfer(*, user: User, merchant: Merchant) -> bool:
+    """Admins (assign right) and the manager of a team the owner belongs to."""
+    if user.has_perm("merchants.assign_merchant"):
+        return True
+    return Team.objects.filter(manager=user, group__user=merchant.owner_id).exists()
+
+
+@transaction.atomic
+def merchant_transfer(*, merchant: Merchant, new_owner: User, actor: User, reason: str) -> Merchant:
+    """Ownership transfer by the owner's manager or an admin; permissions move with it."""
+    if not can_transfer(user=actor, merchant=merchant):
+        raise PermissionDenied
+    if not reason.strip():
+        raise ValidationError({"reason": _("Say why the merchant changes hands.")})
+    if new_owner.pk == merchant.owner_id:
+        raise ValidationError(
+            {"new_owner": _("%(user)s already owns this merchant.") % {"user": new_owner}}
+        )
+    if not new_owner.groups.filter(name=SALES_ROLE).exists():
+        raise ValidationError({"new_owner": _("Merchants are owned by members of the sales role.")})
+    return merchant_update(
+        merchant=merchant,
+        actor=actor,
+        reason=f"ownership transfer: {reason.strip()}",
+        owner=new_owner,
+    )
