@@ -7,6 +7,7 @@ console e-mail, DEBUG on. Production differs by variables alone (README lists th
 from pathlib import Path
 
 import environ
+from celery.schedules import crontab
 from django.core.exceptions import ImproperlyConfigured
 from django.utils.translation import gettext_lazy as _
 
@@ -145,10 +146,15 @@ CELERY_TASK_SOFT_TIME_LIMIT = 25 * 60
 CELERY_WORKER_PREFETCH_MULTIPLIER = 1
 # Redelivery after this long without an ack; keep above the longest task.
 CELERY_BROKER_TRANSPORT_OPTIONS = {"visibility_timeout": 2 * 60 * 60}
+CELERY_TIMEZONE = env.str("TIME_ZONE", default="Asia/Hong_Kong")
 CELERY_BEAT_SCHEDULE = {
     "clear-expired-sessions": {
         "task": "core.tasks.clear_expired_sessions",
         "schedule": 60 * 60,
+    },
+    "overdue-task-digest": {
+        "task": "merchants.tasks.overdue_task_digest",
+        "schedule": crontab(hour=8, minute=0),  # daily, local time
     },
 }
 
