@@ -146,6 +146,8 @@ class ActivityForm(StyledFormMixin, forms.ModelForm):
             assignees if assignees is not None else User.objects.none()
         )
         self.fields["assignee"].required = False
+        self.fields["occurred_at"].required = False
+        self.fields["occurred_at"].help_text = _("Leave empty for now.")
         self.fields["occurred_at"].input_formats = ["%Y-%m-%dT%H:%M", "%Y-%m-%d %H:%M"]
 
     def _post_clean(self) -> None:
