@@ -91,11 +91,44 @@ SUFFIXES = {
     "PH": "Inc.",
     "VN": "Company Limited",
 }
+# master ISO → agents → sub-agents (three levels)
 PARTNERS = [
     ("Pearl River Payments", Partner.Kind.ISO, None),
     ("Kowloon Merchant Services", Partner.Kind.AGENT, "Pearl River Payments"),
+    ("Harbour POS Agents", Partner.Kind.AGENT, "Pearl River Payments"),
+    ("Mong Kok Street Sales", Partner.Kind.AGENT, "Kowloon Merchant Services"),
     ("Lion City Resellers", Partner.Kind.RESELLER, None),
+    ("Straits Digital Agents", Partner.Kind.AGENT, "Lion City Resellers"),
 ]
+CONTACT_NAMES = [
+    "Ada Wong",
+    "Kenneth Lee",
+    "Siti Rahman",
+    "Nguyen Van An",
+    "Maria Santos",
+    "Chen Jia Hui",
+    "Arjun Mehta",
+    "Lim Wei Ling",
+    "Somchai Boonsri",
+    "Grace Ho",
+    "Daniel Tan",
+    "Ayu Lestari",
+]
+HK_BANKS = [
+    ("HSBC", "004", "HSBCHKHHHKH"),
+    ("Bank of China (HK)", "012", "BKCHHKHHXXX"),
+    ("Hang Seng Bank", "024", "HASEHKHHXXX"),
+    ("Standard Chartered HK", "003", "SCBLHKHHXXX"),
+]
+# A tiny valid PDF for demo documents.
+DEMO_PDF = (
+    b"%PDF-1.4\n1 0 obj<</Type/Catalog/Pages 2 0 R>>endobj\n"
+    b"2 0 obj<</Type/Pages/Kids[]/Count 0>>endobj\ntrailer<</Root 1 0 R>>\n%%EOF\n"
+)
+
+
+def _domain(merchant: Merchant) -> str:
+    return f"{merchant.trading_name.lower().replace(' ', '')}.example"
 
 
 def _registration(pattern: str, rng: random.Random) -> str:
@@ -162,10 +195,11 @@ class Command(BaseCommand):
             return 0
         partners = {}
         for name, kind, parent in PARTNERS:
-            partners[name] = Partner.objects.get_or_create(
-                name=name, defaults={"kind": kind, "parent": partners.get(parent)}
-            )[0]
+            partners[name] = Partner.objects.filter(name=name).first() or services.partner_create(
+                actor=users["admin1"], name=name, kind=kind, parent=partners.get(parent)
+            )
         partner_list = [*partners.values(), None, None]
+        shared_account_number = None
         sales = [users["sales1"], users["sales2"]]
         teams = {t.group_id: t for t in Team.objects.all()}
         statuses = (
@@ -215,7 +249,131 @@ class Command(BaseCommand):
             target = rng.choice(statuses)
             if target != Merchant.Status.LEAD:
                 self._advance(merchant, target, users["onboarding1"], i)
+            shared_account_number = self._records(
+                merchant, owner, users, rng, i, shared_account_number
+            )
         return count
+
+    def _records(self, merchant, owner, users, rng, i, shared_number):
+        """Contacts, owners, a bank account, documents, activities and pricing."""
+        from datetime import timedelta
+
+        from django.core.files.uploadedfile import SimpleUploadedFile
+        from django.utils import timezone
+
+        today = timezone.localdate()
+        merchant.refresh_from_db(fields=["status"])
+        for n in range(rng.randint(1, 2)):
+            name = rng.choice(CONTACT_NAMES)
+            services.contact_create(
+                actor=owner,
+                merchant=merchant,
+                name=name,
+                title=rng.choice(["Director", "Finance Manager", "Owner", "Operations"]),
+                email=f"{name.split()[0].lower()}.{merchant.pk}@{_domain(merchant)}",
+                phone=f"+852 {rng.randint(5000, 9999)} {rng.randint(1000, 9999)}",
+                is_primary=n == 0,
+            )
+        shares = [Decimal(100)] if rng.random() < 0.5 else [Decimal(60), Decimal(40)]
+        for share in shares:
+            services.owner_create(
+                actor=owner,
+                merchant=merchant,
+                full_name=rng.choice(CONTACT_NAMES),
+                nationality=merchant.country.code,
+                ownership_percent=share,
+                id_number=f"{rng.choice('ABCDEKMPRZ')}{rng.randint(1000000, 9999999)}",
+                is_pep=rng.random() < 0.03,
+            )
+        if merchant.country.code == "HK":
+            bank, code, swift = rng.choice(HK_BANKS)
+            number = f"{code}{rng.randint(100, 999)}{rng.randint(100000000, 999999999)}"
+        else:
+            bank, swift = "Regional Bank", ""
+            number = f"{rng.randint(10**9, 10**10 - 1)}"
+        if i in (0, 2):  # two of sales1's merchants share one account, for the warning
+            shared_number = shared_number or number
+            number = shared_number
+        services.bank_account_create(
+            actor=owner,
+            merchant=merchant,
+            account_holder=merchant.legal_name,
+            bank_name=bank,
+            swift_code=swift,
+            country=merchant.country.code,
+            currency=merchant.volume_currency,
+            account_number=number,
+        )
+        if merchant.status != Merchant.Status.LEAD:
+            for doc_type in ("business_registration", "owner_id"):
+                services.document_upload(
+                    actor=owner,
+                    merchant=merchant,
+                    doc_type=doc_type,
+                    upload=SimpleUploadedFile(f"{doc_type}.pdf", DEMO_PDF),
+                    expires_on=today + timedelta(days=rng.randint(5, 400)),
+                )
+        for _n in range(rng.randint(1, 3)):
+            kind = rng.choice(["call", "email", "meeting", "note", "chat"])
+            services.activity_log(
+                actor=owner,
+                merchant=merchant,
+                kind=kind,
+                subject=rng.choice(
+                    [
+                        "Intro call",
+                        "Sent pricing proposal",
+                        "Site visit",
+                        "Follow-up on documents",
+                        "Asked about Alipay+ and FPS",
+                        "Quarterly review",
+                    ]
+                ),
+                occurred_at=timezone.now()
+                - timedelta(days=rng.randint(0, 60), hours=rng.randint(0, 8)),
+            )
+        if rng.random() < 0.5:
+            services.activity_log(
+                actor=owner,
+                merchant=merchant,
+                kind="task",
+                subject=rng.choice(
+                    ["Collect signed contract", "Chase missing documents", "Call back"]
+                ),
+                due_on=today + timedelta(days=rng.randint(-5, 14)),
+            )
+        if merchant.status in (
+            Merchant.Status.ACTIVE,
+            Merchant.Status.SUSPENDED,
+            Merchant.Status.ONBOARDING,
+        ):
+            services.pricing_plan_create(
+                actor=owner,
+                merchant=merchant,
+                name="Standard 2026",
+                currency=merchant.volume_currency,
+                rates=[
+                    {
+                        "method": "card_domestic",
+                        "percent": Decimal("1.70"),
+                        "fixed_fee": Decimal("1.00"),
+                    },
+                    {
+                        "method": "card_international",
+                        "percent": Decimal("2.90"),
+                        "fixed_fee": Decimal("2.00"),
+                    },
+                    {"method": "alipay", "percent": Decimal("1.80"), "fixed_fee": Decimal("0")},
+                    {"method": "wechat_pay", "percent": Decimal("1.80"), "fixed_fee": Decimal("0")},
+                    {"method": "fps", "percent": Decimal("0.60"), "fixed_fee": Decimal("0")},
+                ],
+            )
+            services.contract_create(
+                actor=owner,
+                merchant=merchant,
+                starts_on=today - timedelta(days=rng.randint(0, 300)),
+            )
+        return shared_number
 
     def _advance(self, merchant: Merchant, target: str, actor: User, i: int) -> None:
         """Walk the merchant along its allowed moves to ``target`` (demo only)."""
