@@ -10,12 +10,16 @@ from django.db.models import Case, Count, Prefetch, Q, QuerySet, Value, When
 from django.shortcuts import get_object_or_404
 from django.utils import timezone
 from django.utils.translation import gettext as _
+from django.utils.translation import gettext_lazy as _lazy
 
 from core import permissions
 from core.models import User
 from merchants.models import (
     Activity,
     BankAccount,
+    BeneficialOwner,
+    Contact,
+    Contract,
     Document,
     Merchant,
     Partner,
@@ -171,8 +175,23 @@ class TimelineEntry:
     activity: Activity | None = None
 
 
+RECORD_EVENTS = (
+    # model, timeline kind, how the title reads, what names the record
+    (Contact, "contact", _lazy("Contact added: %(label)s"), "name"),
+    (BeneficialOwner, "owner", _lazy("Beneficial owner added: %(label)s"), "full_name"),
+    (BankAccount, "bank", _lazy("Bank account added: %(label)s"), "bank_name"),
+    (Document, "document", _lazy("Document uploaded: %(label)s"), "original_name"),
+    (Contract, "contract", _lazy("Contract drafted: v%(label)s"), "version"),
+    (PricingPlan, "pricing", _lazy("Pricing plan added: %(label)s"), "name"),
+)
+
+
 def merchant_timeline(*, merchant: Merchant, limit: int = 100) -> list[TimelineEntry]:
-    """Activities and status changes from history, newest first (two queries)."""
+    """One timeline, newest first: activities, status changes and records added.
+
+    Status changes and additions come from history, so they name who did them.
+    A fixed number of queries: one per source plus one for the people.
+    """
     activities = list(
         merchant.activities.select_related("created_by", "assignee").order_by(
             "-occurred_at", "-pk"
@@ -189,17 +208,13 @@ def merchant_timeline(*, merchant: Merchant, limit: int = 100) -> list[TimelineE
         )
         for a in activities
     ]
-    rows = list(
-        merchant.history.order_by("history_date", "history_id").values(
-            "status", "history_date", "history_user", "history_change_reason"
-        )
+    pending: list[tuple] = []  # (at, kind, title, body, user id)
+    status_rows = merchant.history.order_by("history_date", "history_id").values(
+        "status", "history_date", "history_user", "history_change_reason"
     )
-    users = {
-        u.pk: u for u in User.objects.filter(pk__in={r["history_user"] for r in rows} - {None})
-    }
     labels = dict(Merchant.Status.choices)
     previous = None
-    for row in rows:
+    for row in status_rows:
         if row["status"] != previous:
             title = (
                 _("Created as %(status)s") % {"status": labels[row["status"]]}
@@ -207,16 +222,34 @@ def merchant_timeline(*, merchant: Merchant, limit: int = 100) -> list[TimelineE
                 else _("Status: %(old)s → %(new)s")
                 % {"old": labels[previous], "new": labels[row["status"]]}
             )
-            entries.append(
-                TimelineEntry(
-                    at=row["history_date"],
-                    kind="status",
-                    title=title,
-                    body=row["history_change_reason"] or "",
-                    actor=users.get(row["history_user"]),
-                )
-            )
+            reason = row["history_change_reason"] or ""
+            pending.append((row["history_date"], "status", title, reason, row["history_user"]))
             previous = row["status"]
+    for model, kind, template, label_field in RECORD_EVENTS:
+        added = (
+            model.history.filter(merchant_id=merchant.pk, history_type="+")
+            .order_by("-history_date")
+            .values("history_date", "history_user", label_field)[:limit]
+        )
+        for row in added:
+            title = template % {"label": row[label_field]}
+            pending.append((row["history_date"], kind, title, "", row["history_user"]))
+    reviewed = merchant.documents.filter(reviewed_at__isnull=False).values(
+        "reviewed_at", "reviewed_by", "original_name", "status", "rejection_reason"
+    )
+    for row in reviewed:
+        title = _("Document %(status)s: %(name)s") % {
+            "status": Document.Status(row["status"]).label.lower(),
+            "name": row["original_name"],
+        }
+        pending.append(
+            (row["reviewed_at"], "review", title, row["rejection_reason"], row["reviewed_by"])
+        )
+    users = User.objects.in_bulk({p[4] for p in pending} - {None})
+    entries += [
+        TimelineEntry(at=at, kind=kind, title=title, body=body, actor=users.get(user_id))
+        for at, kind, title, body, user_id in pending
+    ]
     entries.sort(key=lambda e: e.at, reverse=True)
     return entries[:limit]
 
