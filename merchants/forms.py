@@ -147,6 +147,7 @@ class ActivityForm(StyledFormMixin, forms.ModelForm):
         )
         self.fields["assignee"].required = False
         self.fields["occurred_at"].required = False
+        self.fields["occurred_at"].initial = None  # empty means "now", to the second
         self.fields["occurred_at"].help_text = _("Leave empty for now.")
         self.fields["occurred_at"].input_formats = ["%Y-%m-%dT%H:%M", "%Y-%m-%d %H:%M"]
 

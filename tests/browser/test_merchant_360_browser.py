@@ -1,0 +1,82 @@
+"""Sales works a merchant in the browser: contact, call, document, timeline."""
+
+import re
+
+import pytest
+
+from tests.conftest import confirmed_device, totp_now
+from tests.factories.core import PASSWORD
+from tests.factories.merchants import MerchantFactory
+
+pytestmark = [pytest.mark.browser, pytest.mark.django_db(transaction=True)]
+
+PDF = b"%PDF-1.4\n1 0 obj<<>>endobj\ntrailer<<>>\n%%EOF\n"
+
+
+@pytest.fixture(autouse=True)
+def _media(settings, tmp_path):
+    settings.MEDIA_ROOT = tmp_path
+
+
+def test_sales_user_adds_contact_logs_call_uploads_document_and_sees_the_timeline(
+    page, sales1, tmp_path
+):
+    merchant = MerchantFactory(owner=sales1, legal_name="Jade Dumpling House Limited")
+    device = confirmed_device(sales1)
+
+    page.goto("/merchants/")
+    page.get_by_label("Username").fill("sales1")
+    page.get_by_label("Password").fill(PASSWORD)
+    page.get_by_role("button", name="Continue").click()
+    page.wait_for_url(re.compile(r"/accounts/sign-in/verify/"))
+    page.get_by_label("Code").fill(totp_now(device))
+    page.get_by_role("button", name="Verify").click()
+    page.wait_for_url(re.compile(r"/merchants/$"))
+
+    page.get_by_role("link", name="Jade Dumpling House Limited").click()
+    page.wait_for_url(re.compile(rf"/merchants/{merchant.pk}/$"))
+
+    # a contact
+    page.get_by_test_id("tab-contacts").click()
+    page.get_by_test_id("add-contact").click()
+    form = page.locator("#tab-contacts form")
+    form.get_by_label("Name").fill("Ada Wong")
+    form.get_by_label("Job title").fill("Finance Director")
+    form.get_by_label("E-mail").fill("ada@jade-dumplings.example")
+    form.get_by_role("button", name="Add contact").click()
+    page.wait_for_url(re.compile(r"\?tab=contacts$"))
+    assert "Ada Wong" in page.get_by_test_id("contacts-table").inner_text()
+
+    # a call
+    page.get_by_test_id("tab-timeline").click()
+    page.get_by_test_id("add-activity").click()
+    form = page.locator("#tab-timeline form")
+    form.get_by_label("Kind").select_option("call")
+    form.get_by_label("Subject").fill("Intro call with Ada")
+    form.get_by_label("Details").fill("Wants FPS and Octopus at the counter.")
+    form.get_by_role("button", name="Log").click()
+    page.wait_for_url(re.compile(r"\?tab=timeline$"))
+
+    # a document
+    pdf = tmp_path / "business-registration.pdf"
+    pdf.write_bytes(PDF)
+    page.get_by_test_id("tab-documents").click()
+    page.get_by_test_id("add-document").click()
+    form = page.locator("#tab-documents form").last
+    form.get_by_label("Type").select_option("business_registration")
+    form.get_by_label("File").set_input_files(str(pdf))
+    form.get_by_role("button", name="Upload").click()
+    page.wait_for_url(re.compile(r"\?tab=documents$"))
+    assert "business-registration.pdf" in page.get_by_test_id("documents-table").inner_text()
+
+    # everything on one timeline, newest first
+    page.get_by_test_id("tab-timeline").click()
+    timeline = page.get_by_test_id("timeline").inner_text()
+    assert "Document uploaded: business-registration.pdf" in timeline
+    assert "Intro call with Ada" in timeline
+    assert "Contact added: Ada Wong" in timeline
+    assert (
+        timeline.index("Document uploaded")
+        < timeline.index("Intro call")
+        < timeline.index("Contact added")
+    )
