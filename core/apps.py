@@ -6,6 +6,6 @@ class CoreConfig(AppConfig):
     verbose_name = "PayCRM core"
 
     def ready(self) -> None:
-        from core import receivers
+        from core import checks, receivers  # noqa: F401  (checks register themselves)
 
         receivers.connect()
