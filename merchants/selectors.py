@@ -282,7 +282,11 @@ def documents_expiring(*, user: User, within_days: int = 30) -> QuerySet[Documen
 def partner_list(*, user: User) -> QuerySet[Partner]:
     if not permissions.has_global(user, Partner, "view"):
         return Partner.objects.none()
-    return Partner.objects.select_related("parent").annotate(merchant_count=Count("merchants"))
+    # Counts only the merchants this user can see: totals are information too.
+    visible = merchant_list(user=user).values("pk")
+    return Partner.objects.select_related("parent").annotate(
+        merchant_count=Count("merchants", filter=Q(merchants__in=visible))
+    )
 
 
 def partner_get(*, user: User, pk: int) -> Partner:

@@ -188,3 +188,21 @@ def merchant_transfer(*, merchant: Merchant, new_owner: User, actor: User, reaso
         reason=f"ownership transfer: {reason.strip()}",
         owner=new_owner,
     )
+
+
+@transaction.atomic
+def merchant_activate(*, merchant: Merchant, actor: User, reason: str) -> Merchant:
+    """Issue the merchant's MID and make it active (onboarding approval calls this).
+
+    The MID is derived from the country and the primary key, so it is unique
+    without a lookup and never reused.
+    """
+    merchant = lock_merchant(merchant.pk)
+    if merchant.status != Merchant.Status.ONBOARDING:
+        raise ValidationError({"status": _("Only a merchant in onboarding can be activated.")})
+    merchant.mid = merchant.mid or f"M{merchant.country.code}{merchant.pk:08d}"
+    merchant.status = Merchant.Status.ACTIVE
+    merchant.full_clean()
+    audit.stamp(merchant, actor=actor, reason=reason)
+    merchant.save(update_fields=["mid", "status", "updated_at"])
+    return merchant

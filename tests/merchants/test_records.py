@@ -349,3 +349,15 @@ def test_partner_records_follow_partner_rights(admin1, sales1):
     assert not selectors.records_visible(user=nobody, model=Contact).exists()
     with pytest.raises(PermissionDenied):
         services.contact_create(actor=sales1, partner=partner, name="Not allowed")
+
+
+def test_activation_issues_a_unique_mid_once(sales1, admin1):
+    merchant = MerchantFactory(owner=sales1)
+    with pytest.raises(ValidationError):
+        services.merchant_activate(merchant=merchant, actor=admin1, reason="approved")
+    services.merchant_update(merchant=merchant, actor=sales1, status="onboarding")
+    active = services.merchant_activate(merchant=merchant, actor=admin1, reason="approved")
+    assert active.status == "active"
+    assert active.mid == f"MHK{merchant.pk:08d}"
+    latest = merchant.history.first()
+    assert (latest.status, latest.mid, latest.history_user) == ("active", active.mid, admin1)

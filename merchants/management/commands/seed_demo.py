@@ -377,14 +377,14 @@ class Command(BaseCommand):
 
     def _advance(self, merchant: Merchant, target: str, actor: User, i: int) -> None:
         """Walk the merchant along its allowed moves to ``target`` (demo only)."""
-        services.merchant_update(merchant=merchant, actor=actor, status=Merchant.Status.ONBOARDING)
+        merchant = services.merchant_update(
+            merchant=merchant, actor=actor, status=Merchant.Status.ONBOARDING
+        )
         if target == Merchant.Status.ONBOARDING:
             return
-        if target in (Merchant.Status.ACTIVE, Merchant.Status.SUSPENDED):
-            # MIDs are issued by onboarding approval; the demo stands in for it.
-            merchant.mid = f"M{merchant.country.code}{100000 + i:06d}"
-            audit.stamp(merchant, actor=actor, reason="demo: onboarding approved")
-            merchant.save(update_fields=["mid", "updated_at"])
-            services.merchant_update(merchant=merchant, actor=actor, status=Merchant.Status.ACTIVE)
+        # The demo stands in for onboarding approval, which issues the MID.
+        merchant = services.merchant_activate(
+            merchant=merchant, actor=actor, reason="demo: onboarding approved"
+        )
         if target != Merchant.Status.ACTIVE:
             services.merchant_update(merchant=merchant, actor=actor, status=target)
