@@ -290,6 +290,17 @@ SPECTACULAR_SETTINGS = {
     "SWAGGER_UI_FAVICON_HREF": "SIDECAR",
     "REDOC_DIST": "SIDECAR",
     "COMPONENT_SPLIT_REQUEST": True,
+    # One name per choice set shared by several fields.
+    "ENUM_NAME_OVERRIDES": {
+        "CurrencyEnum": "core.money.CURRENCY_CHOICES",
+        "CountryEnum": "django_countries.countries",
+        "MerchantStatusEnum": "merchants.models.Merchant.Status",
+        "PartnerStatusEnum": "merchants.models.Partner.Status",
+        "PartnerKindEnum": "merchants.models.Partner.Kind",
+        "DocumentStatusEnum": "merchants.models.Document.Status",
+        "ContractStatusEnum": "merchants.models.Contract.Status",
+        "ActivityKindEnum": "merchants.models.Activity.Kind",
+    },
 }
 
 # ---------------------------------------------------------------------------
