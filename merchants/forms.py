@@ -1,3 +1,5 @@
+import base64
+
 from django import forms
 from django.utils.translation import gettext_lazy as _
 from django_countries import countries
@@ -6,7 +8,7 @@ from django_countries.fields import LazyTypedChoiceField
 from core.forms import StyledFormMixin
 from core.models import Team, User
 from core.money import CURRENCY_CHOICES
-from merchants import services
+from merchants import csv_import, services
 from merchants.models import (
     Activity,
     BankAccount,
@@ -222,3 +224,45 @@ class PartnerForm(StyledFormMixin, forms.ModelForm):
 
     def _post_clean(self) -> None:
         pass
+
+
+class ImportForm(StyledFormMixin, forms.Form):
+    """First post: the file (dry run). Confirmation: the same text, carried back."""
+
+    kind = forms.ChoiceField(
+        label=_("Import"), choices=[("merchants", _("Merchants")), ("contacts", _("Contacts"))]
+    )
+    file = forms.FileField(label=_("CSV file (UTF-8)"), required=False)
+    only_valid = forms.BooleanField(
+        label=_("Import only the valid rows (skip the ones with errors)"), required=False
+    )
+    payload = forms.CharField(required=False, widget=forms.HiddenInput)
+    confirm = forms.BooleanField(required=False, widget=forms.HiddenInput)
+
+    def __init__(self, *args, kinds=(), **kwargs) -> None:
+        super().__init__(*args, **kwargs)
+        self.fields["kind"].choices = [c for c in self.fields["kind"].choices if c[0] in kinds]
+        self.fields["only_valid"].widget.attrs["class"] = "form-check-input"
+
+    def clean_payload(self) -> str:
+        value = self.cleaned_data.get("payload") or ""
+        if not value:
+            return ""
+        try:
+            return base64.b64decode(value.encode(), validate=True).decode("utf-8")
+        except (ValueError, UnicodeDecodeError):
+            raise forms.ValidationError(
+                _("The confirmation was damaged; upload the file again.")
+            ) from None
+
+    def clean(self):
+        data = super().clean()
+        if not data.get("payload") and not data.get("file"):
+            self.add_error("file", _("Choose a CSV file."))
+        if data.get("file") and data["file"].size > csv_import.MAX_BYTES:
+            self.add_error("file", _("The file is larger than 5 MB; split it into smaller files."))
+        return data
+
+    @staticmethod
+    def encode(text: str) -> str:
+        return base64.b64encode(text.encode("utf-8")).decode()

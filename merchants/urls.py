@@ -1,13 +1,14 @@
-from django.urls import include, path
+from django.urls import path
 
 from merchants import views
 
 app_name = "merchants"
 
 urlpatterns = [
-    path("", include("merchants.io_urls")),
     path("", views.merchant_list_view, name="list"),
     path("new/", views.merchant_create_view, name="create"),
+    path("import/", views.merchant_import_view, name="import"),
+    path("export/", views.merchant_export_view, name="export"),
     path("tasks/", views.my_tasks_view, name="tasks"),
     path("tasks/<int:task_pk>/done/", views.task_complete_view, name="task_done"),
     path("documents/expiring/", views.documents_expiring_view, name="documents_expiring"),

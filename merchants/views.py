@@ -4,7 +4,7 @@ from django.contrib import messages
 from django.core.exceptions import PermissionDenied, ValidationError
 from django.core.paginator import Paginator
 from django.db.models import Count
-from django.http import FileResponse, Http404, HttpRequest, HttpResponse
+from django.http import FileResponse, Http404, HttpRequest, HttpResponse, StreamingHttpResponse
 from django.shortcuts import redirect, render
 from django.urls import reverse
 from django.utils import timezone
@@ -14,7 +14,7 @@ from django.views.decorators.http import require_http_methods, require_POST
 
 from core import permissions
 from core import services as core_services
-from merchants import selectors, services
+from merchants import csv_import, list_export, selectors, services
 from merchants.forms import (
     ActivityForm,
     BankAccountForm,
@@ -22,6 +22,7 @@ from merchants.forms import (
     ContractForm,
     DocumentForm,
     DocumentReviewForm,
+    ImportForm,
     MerchantFilterForm,
     MerchantForm,
     OwnerForm,
@@ -483,3 +484,57 @@ def merchant_edit_view(request: HttpRequest, pk: int) -> HttpResponse:
     status = 400 if form.errors else 200
     ctx = {"form": form, "merchant": merchant}
     return render(request, "merchants/merchant_form.html", ctx, status=status)
+
+
+def merchant_export_view(request: HttpRequest) -> HttpResponse:
+    """The merchant list as the user sees it, with the list page's filters."""
+    filters = selectors.MerchantFilters.from_params(request.GET)
+    merchants = selectors.merchant_list(user=request.user, filters=filters)
+    stamp = timezone.localdate().isoformat()
+    if request.GET.get("format") == "xlsx":
+        response = HttpResponse(
+            list_export.xlsx_bytes(merchants),
+            content_type="application/vnd.openxmlformats-officedocument.spreadsheetml.sheet",
+        )
+        response["Content-Disposition"] = f'attachment; filename="merchants-{stamp}.xlsx"'
+        return response
+    response = StreamingHttpResponse(
+        list_export.csv_lines(merchants), content_type="text/csv; charset=utf-8"
+    )
+    response["Content-Disposition"] = f'attachment; filename="merchants-{stamp}.csv"'
+    return response
+
+
+@require_http_methods(["GET", "POST"])
+def merchant_import_view(request: HttpRequest) -> HttpResponse:
+    """Upload → dry run with the full report → confirm (the same file, re-posted)."""
+    can = {
+        "merchants": request.user.has_perm("merchants.add_merchant"),
+        "contacts": request.user.has_perm("merchants.add_contact"),
+    }
+    if not any(can.values()):
+        raise PermissionDenied
+    form = ImportForm(
+        request.POST or None, request.FILES or None, kinds=[k for k, v in can.items() if v]
+    )
+    ctx = {"form": form, "columns": csv_import.KINDS}
+    if request.method == "POST" and form.is_valid():
+        data = form.cleaned_data
+        try:
+            text = data["payload"] or csv_import.decode(data["file"].read())
+            report = csv_import.run(
+                user=request.user,
+                kind=data["kind"],
+                text=text,
+                commit=bool(data["confirm"]),
+                only_valid=data["only_valid"],
+            )
+        except csv_import.ImportRefused as exc:
+            form.add_error("file", str(exc))
+        else:
+            ctx.update(report=report, payload=form.encode(text), kind=data["kind"],
+                       only_valid=data["only_valid"])  # fmt: skip
+            if report.written:
+                messages.success(request, _("%(n)d row(s) imported.") % {"n": report.created})
+    status = 400 if form.errors else 200
+    return render(request, "merchants/merchant_import.html", ctx, status=status)
