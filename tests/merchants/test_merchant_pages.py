@@ -141,3 +141,19 @@ def test_api_list_runs_a_constant_number_of_queries(api, sales1, count, django_a
     with django_assert_num_queries(10):
         response = client.get("/api/v1/merchants/")
     assert response.json()["count"] == count
+
+
+@pytest.mark.parametrize("children", [5, 50])
+def test_list_page_queries_do_not_grow_with_related_records(
+    web, sales1, children, django_assert_num_queries
+):
+    from merchants import services
+
+    for merchant in MerchantFactory.create_batch(3, owner=sales1):
+        for i in range(children):
+            services.contact_create(actor=sales1, merchant=merchant, name=f"Contact {i}")
+            services.activity_log(actor=sales1, merchant=merchant, kind="note", subject=f"N{i}")
+    client = web(sales1)
+    client.get(reverse("merchants:list"))
+    with django_assert_num_queries(12):
+        assert client.get(reverse("merchants:list")).status_code == 200
