@@ -1,6 +1,5 @@
 """API for partners and merchant records: every door permission-filtered."""
 
-
 import pytest
 from django.core.files.uploadedfile import SimpleUploadedFile
 
