@@ -16,6 +16,14 @@ urlpatterns = [
     path("partners/new/", views.partner_form_view, name="partner_create"),
     path("partners/<int:pk>/", views.partner_detail_view, name="partner_detail"),
     path("partners/<int:pk>/edit/", views.partner_form_view, name="partner_edit"),
+    path(
+        "partners/<int:pk>/contacts/add/",
+        views.partner_contact_add_view,
+        name="partner_contact_add",
+    ),
+    path(
+        "partners/<int:pk>/bank-accounts/add/", views.partner_bank_add_view, name="partner_bank_add"
+    ),
     path("<int:pk>/", views.merchant_detail_view, name="detail"),
     path("<int:pk>/edit/", views.merchant_edit_view, name="edit"),
     path("<int:pk>/transfer/", views.merchant_transfer_view, name="transfer"),

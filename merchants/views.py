@@ -393,6 +393,8 @@ def partner_detail_view(request: HttpRequest, pk: int) -> HttpResponse:
         "contacts": partner.contacts.all(),
         "bank_accounts": partner.bank_accounts.all(),
         "can_change": permissions.has_global(request.user, Partner, "change"),
+        "contact_form": ContactForm(),
+        "bank_form": BankAccountForm(),
     }
     return render(request, "merchants/partner_detail.html", ctx)
 
@@ -538,3 +540,42 @@ def merchant_import_view(request: HttpRequest) -> HttpResponse:
                 messages.success(request, _("%(n)d row(s) imported.") % {"n": report.created})
     status = 400 if form.errors else 200
     return render(request, "merchants/merchant_import.html", ctx, status=status)
+
+
+def _partner_record_post(request: HttpRequest, pk: int, form, save) -> HttpResponse:
+    partner = selectors.partner_get(user=request.user, pk=pk)
+    if not permissions.has_global(request.user, Partner, "change"):
+        raise PermissionDenied
+    if form.is_valid():
+        try:
+            save(partner, form.cleaned_data)
+        except ValidationError as exc:
+            _add_errors(form, exc)
+        else:
+            return redirect("merchants:partner_detail", pk=partner.pk)
+    messages.error(
+        request,
+        "; ".join(
+            f"{name}: {' '.join(errs)}" if name != "__all__" else " ".join(errs)
+            for name, errs in form.errors.items()
+        ),
+    )
+    return redirect("merchants:partner_detail", pk=partner.pk)
+
+
+@require_POST
+def partner_contact_add_view(request: HttpRequest, pk: int) -> HttpResponse:
+    def save(partner, data):
+        services.contact_create(actor=request.user, partner=partner, **data)
+        messages.success(request, _("Contact added."))
+
+    return _partner_record_post(request, pk, ContactForm(request.POST), save)
+
+
+@require_POST
+def partner_bank_add_view(request: HttpRequest, pk: int) -> HttpResponse:
+    def save(partner, data):
+        services.bank_account_create(actor=request.user, partner=partner, **data)
+        messages.success(request, _("Payout bank account added."))
+
+    return _partner_record_post(request, pk, BankAccountForm(request.POST), save)

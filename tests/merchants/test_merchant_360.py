@@ -250,3 +250,28 @@ def test_partner_pages_show_tree_and_referred_merchants(web, admin1, sales1, sal
     assert response.status_code == 400
     assert "cannot sit below itself" in response.content.decode()
     assert web(sales1).get(reverse("merchants:partner_create")).status_code == 403
+
+
+def test_admin_adds_partner_contact_and_payout_account(web, admin1, sales1):
+    partner = services.partner_create(actor=admin1, name="Agent Z")
+    client = web(admin1)
+    client.post(reverse("merchants:partner_contact_add", args=[partner.pk]), {"name": "Zed"})
+    response = client.post(
+        reverse("merchants:partner_bank_add", args=[partner.pk]),
+        {
+            "account_holder": "Agent Z Ltd",
+            "bank_name": "HSBC",
+            "country": "HK",
+            "currency": "HKD",
+            "account_number": "004-500-123456",
+        },
+    )
+    assert response.status_code == 302
+    page = client.get(reverse("merchants:partner_detail", args=[partner.pk])).content.decode()
+    assert "Zed" in page
+    assert "•••• 3456" in page
+    assert "004500123456" not in page
+    denied = web(sales1).post(
+        reverse("merchants:partner_contact_add", args=[partner.pk]), {"name": "No"}
+    )
+    assert denied.status_code == 403
