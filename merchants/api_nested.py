@@ -66,6 +66,34 @@ class MerchantRecordViewSet(viewsets.GenericViewSet):
     def respond(self, instance, code=status.HTTP_200_OK):
         return Response(self.output_serializer(instance).data, status=code)
 
+    # Subclasses that allow ``create`` name their input shape and service.
+    input_serializer: type[serializers.Serializer] | None = None
+    create_service = None
+
+    def create(self, request, *args, **kwargs):
+        serializer = self.input_serializer(data=request.data)
+        serializer.is_valid(raise_exception=True)
+        data = {k: v for k, v in serializer.validated_data.items() if v is not None}
+        instance = type(self).create_service(
+            actor=request.user, merchant=self.get_merchant(), **data
+        )
+        return self.respond(instance, status.HTTP_201_CREATED)
+
+
+class RevealMixin:
+    """``POST …/{pk}/reveal/``: the clear value, for holders of the reveal right (recorded)."""
+
+    reveal_field = ""
+
+    @action(detail=True, methods=["post"])
+    def reveal(self, request, *args, **kwargs):
+        value = services.sensitive_reveal(
+            actor=request.user,
+            record=self.get_object(),
+            ip_address=core_services.client_ip(request._request),
+        )
+        return Response({self.reveal_field: value})
+
 
 # ---------------------------------------------------------------------------
 # Serializers
@@ -240,22 +268,17 @@ def _list_retrieve(output, **more):
 )
 class ContactViewSet(MerchantRecordViewSet, mixins.ListModelMixin, mixins.RetrieveModelMixin):
     model = Contact
-    serializer_class = output_serializer = ContactSerializer
-
-    def create(self, request, *args, **kwargs):
-        data = self._valid(request.data)
-        contact = services.contact_create(actor=request.user, merchant=self.get_merchant(), **data)
-        return self.respond(contact, status.HTTP_201_CREATED)
+    serializer_class = output_serializer = input_serializer = ContactSerializer
+    create_service = staticmethod(services.contact_create)
 
     def partial_update(self, request, *args, **kwargs):
         contact = self.get_object()
-        data = self._valid(request.data, partial=True)
-        return self.respond(services.contact_update(contact=contact, actor=request.user, **data))
-
-    def _valid(self, data, partial=False):
-        serializer = ContactSerializer(data=data, partial=partial)
+        serializer = ContactSerializer(data=request.data, partial=True)
         serializer.is_valid(raise_exception=True)
-        return serializer.validated_data
+        contact = services.contact_update(
+            contact=contact, actor=request.user, **serializer.validated_data
+        )
+        return self.respond(contact)
 
 
 @_list_retrieve(
@@ -267,26 +290,14 @@ class ContactViewSet(MerchantRecordViewSet, mixins.ListModelMixin, mixins.Retrie
     ),
     reveal=extend_schema(parameters=[MERCHANT_PK], request=None, responses=RevealOwner),
 )
-class OwnerViewSet(MerchantRecordViewSet, mixins.ListModelMixin, mixins.RetrieveModelMixin):
+class OwnerViewSet(
+    RevealMixin, MerchantRecordViewSet, mixins.ListModelMixin, mixins.RetrieveModelMixin
+):
     model = BeneficialOwner
     serializer_class = output_serializer = OwnerOutputSerializer
-
-    def create(self, request, *args, **kwargs):
-        serializer = OwnerInputSerializer(data=request.data)
-        serializer.is_valid(raise_exception=True)
-        owner = services.owner_create(
-            actor=request.user, merchant=self.get_merchant(), **serializer.validated_data
-        )
-        return self.respond(owner, status.HTTP_201_CREATED)
-
-    @action(detail=True, methods=["post"])
-    def reveal(self, request, *args, **kwargs):
-        value = services.sensitive_reveal(
-            actor=request.user,
-            record=self.get_object(),
-            ip_address=core_services.client_ip(request._request),
-        )
-        return Response({"id_number": value})
+    input_serializer = OwnerInputSerializer
+    create_service = staticmethod(services.owner_create)
+    reveal_field = "id_number"
 
 
 @_list_retrieve(
@@ -298,26 +309,14 @@ class OwnerViewSet(MerchantRecordViewSet, mixins.ListModelMixin, mixins.Retrieve
     ),
     reveal=extend_schema(parameters=[MERCHANT_PK], request=None, responses=RevealBank),
 )
-class BankAccountViewSet(MerchantRecordViewSet, mixins.ListModelMixin, mixins.RetrieveModelMixin):
+class BankAccountViewSet(
+    RevealMixin, MerchantRecordViewSet, mixins.ListModelMixin, mixins.RetrieveModelMixin
+):
     model = BankAccount
     serializer_class = output_serializer = BankAccountOutputSerializer
-
-    def create(self, request, *args, **kwargs):
-        serializer = BankAccountInputSerializer(data=request.data)
-        serializer.is_valid(raise_exception=True)
-        account = services.bank_account_create(
-            actor=request.user, merchant=self.get_merchant(), **serializer.validated_data
-        )
-        return self.respond(account, status.HTTP_201_CREATED)
-
-    @action(detail=True, methods=["post"])
-    def reveal(self, request, *args, **kwargs):
-        value = services.sensitive_reveal(
-            actor=request.user,
-            record=self.get_object(),
-            ip_address=core_services.client_ip(request._request),
-        )
-        return Response({"account_number": value})
+    input_serializer = BankAccountInputSerializer
+    create_service = staticmethod(services.bank_account_create)
+    reveal_field = "account_number"
 
 
 @_list_retrieve(
@@ -378,16 +377,11 @@ class DocumentViewSet(MerchantRecordViewSet, mixins.ListModelMixin, mixins.Retri
 class ActivityViewSet(MerchantRecordViewSet, mixins.ListModelMixin, mixins.RetrieveModelMixin):
     model = Activity
     serializer_class = output_serializer = ActivityOutputSerializer
+    input_serializer = ActivityInputSerializer
+    create_service = staticmethod(services.activity_log)
 
     def get_queryset(self):
         return super().get_queryset().select_related("created_by", "assignee")
-
-    def create(self, request, *args, **kwargs):
-        serializer = ActivityInputSerializer(data=request.data)
-        serializer.is_valid(raise_exception=True)
-        fields = {k: v for k, v in serializer.validated_data.items() if v is not None}
-        activity = services.activity_log(actor=request.user, merchant=self.get_merchant(), **fields)
-        return self.respond(activity, status.HTTP_201_CREATED)
 
     @action(detail=True, methods=["post"])
     def complete(self, request, *args, **kwargs):
@@ -429,15 +423,8 @@ class PricingPlanViewSet(MerchantRecordViewSet, mixins.ListModelMixin, mixins.Re
 )
 class ContractViewSet(MerchantRecordViewSet, mixins.ListModelMixin, mixins.RetrieveModelMixin):
     model = Contract
-    serializer_class = output_serializer = ContractSerializer
-
-    def create(self, request, *args, **kwargs):
-        serializer = ContractSerializer(data=request.data)
-        serializer.is_valid(raise_exception=True)
-        contract = services.contract_create(
-            actor=request.user, merchant=self.get_merchant(), **serializer.validated_data
-        )
-        return self.respond(contract, status.HTTP_201_CREATED)
+    serializer_class = output_serializer = input_serializer = ContractSerializer
+    create_service = staticmethod(services.contract_create)
 
     @action(detail=True, methods=["post"])
     def sign(self, request, *args, **kwargs):

@@ -10,6 +10,7 @@ from django.urls import reverse
 from django.utils import timezone
 from django.utils.http import url_has_allowed_host_and_scheme
 from django.utils.translation import gettext as _
+from django.views.decorators.cache import never_cache
 from django.views.decorators.http import require_http_methods, require_POST
 
 from core import permissions
@@ -300,6 +301,7 @@ def document_download_view(request: HttpRequest, pk: int, doc_pk: int) -> FileRe
 
 
 @require_POST
+@never_cache
 def reveal_view(request: HttpRequest, pk: int, kind: str, record_pk: int) -> HttpResponse:
     """The clear value of a masked field, for holders of the reveal permission (recorded)."""
     model = {"bank": BankAccount, "owner": BeneficialOwner}.get(kind)
