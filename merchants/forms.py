@@ -266,3 +266,8 @@ class ImportForm(StyledFormMixin, forms.Form):
     @staticmethod
     def encode(text: str) -> str:
         return base64.b64encode(text.encode("utf-8")).decode()
+
+
+class ContractSignForm(forms.Form):
+    signed_on = forms.DateField(label=_("Signed on"))
+    signed_by = forms.CharField(label=_("Signed by"), max_length=200)

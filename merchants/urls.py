@@ -43,6 +43,11 @@ urlpatterns = [
     ),
     path("<int:pk>/activities/add/", views.activity_add_view, name="activity_add"),
     path("<int:pk>/contracts/add/", views.contract_add_view, name="contract_add"),
+    path(
+        "<int:pk>/contracts/<int:contract_pk>/sign/",
+        views.contract_sign_view,
+        name="contract_sign",
+    ),
     path("<int:pk>/pricing/add/", views.pricing_add_view, name="pricing_add"),
     path("<int:pk>/reveal/<str:kind>/<int:record_pk>/", views.reveal_view, name="reveal"),
 ]

@@ -21,6 +21,7 @@ from merchants.forms import (
     BankAccountForm,
     ContactForm,
     ContractForm,
+    ContractSignForm,
     DocumentForm,
     DocumentReviewForm,
     ImportForm,
@@ -31,7 +32,15 @@ from merchants.forms import (
     PricingPlanForm,
     TransferForm,
 )
-from merchants.models import Activity, BankAccount, BeneficialOwner, Document, Merchant, Partner
+from merchants.models import (
+    Activity,
+    BankAccount,
+    BeneficialOwner,
+    Contract,
+    Document,
+    Merchant,
+    Partner,
+)
 
 PAGE_SIZE = 25
 
@@ -581,3 +590,21 @@ def partner_bank_add_view(request: HttpRequest, pk: int) -> HttpResponse:
         messages.success(request, _("Payout bank account added."))
 
     return _partner_record_post(request, pk, BankAccountForm(request.POST), save)
+
+
+@require_POST
+def contract_sign_view(request: HttpRequest, pk: int, contract_pk: int) -> HttpResponse:
+    merchant = selectors.merchant_get(user=request.user, pk=pk)
+    contract = selectors.record_get(
+        user=request.user, model=Contract, pk=contract_pk, merchant=merchant
+    )
+    form = ContractSignForm(request.POST)
+    if form.is_valid():
+        try:
+            services.contract_sign(actor=request.user, contract=contract, **form.cleaned_data)
+            messages.success(request, _("Contract v%(v)s signed.") % {"v": contract.version})
+        except ValidationError as exc:
+            messages.error(request, " ".join(exc.messages))
+    else:
+        messages.error(request, _("Give the signing date and who signed."))
+    return redirect(f"{merchant.get_absolute_url()}?tab=contracts")

@@ -275,3 +275,18 @@ def test_admin_adds_partner_contact_and_payout_account(web, admin1, sales1):
         reverse("merchants:partner_contact_add", args=[partner.pk]), {"name": "No"}
     )
     assert denied.status_code == 403
+
+
+def test_contract_is_signed_from_the_page(web, sales1):
+    merchant = MerchantFactory(owner=sales1)
+    contract = services.contract_create(
+        actor=sales1, merchant=merchant, starts_on=timezone.localdate()
+    )
+    url = reverse("merchants:contract_sign", args=[merchant.pk, contract.pk])
+    future = (timezone.localdate() + timedelta(3)).isoformat()
+    web(sales1).post(url, {"signed_on": future, "signed_by": "Ada"})
+    contract.refresh_from_db()
+    assert contract.status == "draft"  # a future date is refused
+    web(sales1).post(url, {"signed_on": timezone.localdate().isoformat(), "signed_by": "Ada"})
+    contract.refresh_from_db()
+    assert (contract.status, contract.signed_by) == ("signed", "Ada")
