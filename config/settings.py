@@ -321,5 +321,6 @@ LOGGING = {
 # Username of the account that history rows name for scheduled and system work.
 SYSTEM_USERNAME = "system"
 DOCUMENT_MAX_BYTES = env.int("DOCUMENT_MAX_BYTES", default=10 * 1024 * 1024)
-DATA_UPLOAD_MAX_MEMORY_SIZE = 5 * 1024 * 1024
+# The import confirmation carries the (compressed, signed) CSV back in a form field.
+DATA_UPLOAD_MAX_MEMORY_SIZE = 8 * 1024 * 1024
 FILE_UPLOAD_MAX_MEMORY_SIZE = 5 * 1024 * 1024

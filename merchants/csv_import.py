@@ -93,7 +93,13 @@ def run(*, user: User, kind: str, text: str, commit: bool, only_valid: bool) -> 
     unknown = [h for h in headers if h and h not in columns]
     if unknown:
         raise ImportRefused(_("Unknown column(s): %(cols)s.") % {"cols": ", ".join(unknown)})
-    rows = list(reader)
+    # Each record with the file line it ends on, so a report points at the line
+    # an editor shows even after blank lines.
+    rows = []
+    for record in reader:
+        rows.append((reader.line_num, record))
+        if len(rows) > MAX_ROWS:
+            break
     if len(rows) > MAX_ROWS:
         raise ImportRefused(_("At most %(n)d rows per file.") % {"n": MAX_ROWS})
     if not rows:
@@ -104,9 +110,9 @@ def run(*, user: User, kind: str, text: str, commit: bool, only_valid: bool) -> 
     seen: dict[tuple, int] = {}
     try:
         with transaction.atomic():
-            for index, raw in enumerate(rows, start=2):
+            for line, raw in rows:
                 row = {(k or "").strip(): (v or "").strip() for k, v in raw.items()}
-                errors = _import_row(importer, user, row, index, seen)
+                errors = _import_row(importer, user, row, line, seen, kind)
                 if errors:
                     report.errors += errors
                     continue
@@ -122,23 +128,28 @@ def run(*, user: User, kind: str, text: str, commit: bool, only_valid: bool) -> 
     return report
 
 
-def _import_row(importer, user: User, row: dict, index: int, seen: dict) -> list[RowError]:
+def _import_row(
+    importer, user: User, row: dict, index: int, seen: dict, kind: str
+) -> list[RowError]:
     try:
         with transaction.atomic():  # a savepoint: a bad row leaves nothing behind
             importer(user, row, index, seen)
     except ValidationError as exc:
-        return _row_errors(exc, index)
+        # Whole-record rules of a merchant are about its registration number
+        # (unique per country); name that column rather than none.
+        fallback = "registration_number" if kind == "merchants" else ""
+        return _row_errors(exc, index, fallback)
     except PermissionDenied:
         return [RowError(index, "", _("You may not write this record."))]
     return []
 
 
-def _row_errors(exc: ValidationError, index: int) -> list[RowError]:
+def _row_errors(exc: ValidationError, index: int, fallback: str = "") -> list[RowError]:
     if not hasattr(exc, "error_dict"):
-        return [RowError(index, "", m) for m in exc.messages]
+        return [RowError(index, fallback, m) for m in exc.messages]
     errors = []
     for name, messages in exc.message_dict.items():
-        column = "" if name == "__all__" else name
+        column = fallback if name == "__all__" else name
         errors += [RowError(index, column, message) for message in messages]
     return errors
 
@@ -168,6 +179,7 @@ def _merchant_row(user: User, row: dict, index: int, seen: dict) -> None:
     empty = [c for c in MERCHANT_REQUIRED if not row.get(c)]
     if empty:
         raise ValidationError({c: _("This field is required.") for c in empty})
+    problems: dict[str, list[str]] = {}
     fields: dict[str, Any] = {
         "legal_name": row["legal_name"],
         "trading_name": row.get("trading_name", ""),
@@ -178,7 +190,11 @@ def _merchant_row(user: User, row: dict, index: int, seen: dict) -> None:
         "website": row.get("website", ""),
         "tags": row.get("tags", ""),
     }
-    volume = _decimal(row, "expected_monthly_volume")
+    try:
+        volume = _decimal(row, "expected_monthly_volume")
+    except ValidationError as exc:
+        problems.update(exc.message_dict)
+        volume = None
     if volume is not None:
         fields["expected_monthly_volume"] = volume
     if row.get("volume_currency"):
@@ -192,7 +208,15 @@ def _merchant_row(user: User, row: dict, index: int, seen: dict) -> None:
         if owner is None:
             raise ValidationError({"owner": _("No active sales user with this username.")})
         fields["owner"] = owner
-    services.merchant_create(actor=user, reason="import", **fields)
+    # The service still runs when a cell could not be parsed, so that the report
+    # lists every problem of the row at once; the savepoint undoes the write.
+    try:
+        services.merchant_create(actor=user, reason="import", **fields)
+    except ValidationError as exc:
+        for name, messages in exc.message_dict.items():
+            problems.setdefault(name, []).extend(messages)
+    if problems:
+        raise ValidationError(problems)
 
 
 def _contact_row(user: User, row: dict, index: int, seen: dict) -> None:

@@ -1,6 +1,5 @@
-import base64
-
 from django import forms
+from django.core import signing
 from django.utils.translation import gettext_lazy as _
 from django_countries import countries
 from django_countries.fields import LazyTypedChoiceField
@@ -249,10 +248,11 @@ class ImportForm(StyledFormMixin, forms.Form):
         if not value:
             return ""
         try:
-            return base64.b64decode(value.encode(), validate=True).decode("utf-8")
-        except (ValueError, UnicodeDecodeError):
+            # Signed: the confirmation imports exactly the file that was previewed.
+            return signing.loads(value, salt=self.SALT, max_age=3600)
+        except signing.BadSignature:
             raise forms.ValidationError(
-                _("The confirmation was damaged; upload the file again.")
+                _("The confirmation was damaged or is over an hour old; upload the file again.")
             ) from None
 
     def clean(self):
@@ -263,9 +263,11 @@ class ImportForm(StyledFormMixin, forms.Form):
             self.add_error("file", _("The file is larger than 5 MB; split it into smaller files."))
         return data
 
-    @staticmethod
-    def encode(text: str) -> str:
-        return base64.b64encode(text.encode("utf-8")).decode()
+    SALT = "paycrm.merchants.import"
+
+    @classmethod
+    def encode(cls, text: str) -> str:
+        return signing.dumps(text, salt=cls.SALT, compress=True)
 
 
 class ContractSignForm(forms.Form):

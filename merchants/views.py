@@ -545,8 +545,13 @@ def merchant_import_view(request: HttpRequest) -> HttpResponse:
         except csv_import.ImportRefused as exc:
             form.add_error("file", str(exc))
         else:
-            ctx.update(report=report, payload=form.encode(text), kind=data["kind"],
-                       only_valid=data["only_valid"])  # fmt: skip
+            ctx.update(
+                report=report,
+                payload=form.encode(text),
+                kind=data["kind"],
+                only_valid=data["only_valid"],
+                confirmed=bool(data["confirm"]),
+            )
             if report.written:
                 messages.success(request, _("%(n)d row(s) imported.") % {"n": report.created})
     status = 400 if form.errors else 200
