@@ -43,6 +43,7 @@ migrate: deps
 demo: migrate
 	$(PY) manage.py seed_demo
 	$(PY) manage.py seed_workflow
+	$(PY) manage.py load_screening_list --if-empty
 
 lint: deps
 	$(BIN)/ruff format --check .

@@ -212,3 +212,63 @@ class InformationRequest(TimeStampedModel):
 
     def __str__(self) -> str:
         return f"Information request #{self.pk}"
+
+
+class ScreeningEntry(TimeStampedModel):
+    """A sanctioned or politically exposed name, loaded from a list (load_screening_list)."""
+
+    name = models.CharField(_("name"), max_length=300)
+    aliases = models.JSONField(_("aliases"), default=list, blank=True)
+    country = models.CharField(_("country"), max_length=2, blank=True)
+    source = models.CharField(_("list source"), max_length=100)
+
+    class Meta:
+        ordering = ["name", "pk"]
+        verbose_name_plural = _("screening entries")
+
+    def __str__(self) -> str:
+        return f"{self.name} ({self.source})"
+
+
+class ComplianceCheck(TimeStampedModel):
+    """A check run on submission. A hit blocks its step until compliance resolves it."""
+
+    class Kind(models.TextChoices):
+        SANCTIONS = "sanctions", _("Sanctions / PEP screening")
+        DOCUMENTS = "documents", _("Required documents")
+        HIGH_RISK = "high_risk", _("High-risk MCC or country")
+        SHARED_BANK = "shared_bank", _("Bank account shared with another merchant")
+
+    class Status(models.TextChoices):
+        PASSED = "passed", _("Passed")
+        HIT = "hit", _("Hit: needs review")
+        CLEARED = "cleared", _("Cleared (false positive)")
+        CONFIRMED = "confirmed", _("Confirmed")
+
+    application = models.ForeignKey(
+        Application, on_delete=models.PROTECT, related_name="compliance_checks"
+    )
+    kind = models.CharField(_("check"), max_length=20, choices=Kind)
+    status = models.CharField(_("status"), max_length=20, choices=Status)
+    blocks_step = models.ForeignKey(
+        WorkflowStep, on_delete=models.PROTECT, null=True, blank=True, related_name="+"
+    )
+    summary = models.CharField(_("summary"), max_length=300)
+    detail = models.JSONField(_("detail"), default=list, blank=True)
+    resolved_by = models.ForeignKey(
+        settings.AUTH_USER_MODEL, on_delete=models.PROTECT, null=True, blank=True, related_name="+"
+    )
+    resolved_at = models.DateTimeField(null=True, blank=True)
+    resolution_reason = models.TextField(_("reason"), blank=True)
+
+    class Meta:
+        ordering = ["application", "kind", "pk"]
+        permissions = [("resolve_compliancecheck", "Can clear or confirm compliance hits")]
+        constraints = [
+            models.UniqueConstraint(
+                fields=["application", "kind"], name="compliance_check_one_per_kind"
+            )
+        ]
+
+    def __str__(self) -> str:
+        return f"{self.get_kind_display()}: {self.get_status_display()}"

@@ -233,6 +233,14 @@ def application_submit(*, actor: User, application: Application) -> Application:
     )
     if application.current_step is None:
         _approve(application, actor)
+    else:
+        from onboarding import tasks
+
+        transaction.on_commit(
+            lambda: tasks.application_run_checks.delay(
+                application_id=application.pk, actor_id=actor.pk
+            )
+        )
     return application
 
 
@@ -301,6 +309,7 @@ def decision_record(
     _save(decision, actor=actor, reason=kind)
 
     if kind == StepDecision.Kind.APPROVE:
+        _check_not_blocked(application, step)
         approvals = StepDecision.objects.filter(
             application=application,
             step=step,
@@ -335,6 +344,34 @@ def decision_record(
             fields=["current_step", "step_round", "step_entered_at"],
         )
     return decision
+
+
+def _check_not_blocked(application: Application, step: WorkflowStep) -> None:
+    from onboarding import checks
+
+    hits = list(checks.blocking_checks(application, step))
+    if hits:
+        raise TransitionError(
+            application,
+            "approve",
+            _("Blocked until compliance clears or confirms: %(checks)s.")
+            % {"checks": "; ".join(f"{h.get_kind_display()} ({h.summary})" for h in hits)},
+        )
+    missing = [
+        t
+        for t in step.required_documents
+        if not application.merchant.documents.filter(
+            doc_type=t, is_current=True, status=Document.Status.ACCEPTED
+        ).exists()
+    ]
+    if missing:
+        labels = dict(Document.Type.choices)
+        raise TransitionError(
+            application,
+            "approve",
+            _("These documents must be accepted first: %(docs)s.")
+            % {"docs": ", ".join(str(labels[t]) for t in missing)},
+        )
 
 
 def _advance(application: Application, actor: User) -> None:

@@ -5,9 +5,11 @@ from decimal import Decimal
 
 import pytest
 from django.core.exceptions import PermissionDenied, ValidationError
+from django.core.files.uploadedfile import SimpleUploadedFile
 from django.db import connection
 
 from core.exceptions import DomainError, TransitionError
+from merchants import services as merchant_services
 from merchants.models import Merchant
 from onboarding import conditions, services
 from onboarding.models import Application, StepDecision
@@ -16,6 +18,11 @@ from tests.factories.core import UserFactory
 from tests.factories.merchants import MerchantFactory
 
 pytestmark = pytest.mark.django_db
+
+
+@pytest.fixture(autouse=True)
+def _media(settings, tmp_path):
+    settings.MEDIA_ROOT = tmp_path
 
 
 @pytest.fixture
@@ -39,7 +46,21 @@ def standard(people):
     return services.definition_publish(actor=people["admin"], definition=definition)
 
 
+def _with_accepted_documents(merchant):
+    reviewer = UserFactory(roles=["compliance"])
+    for doc_type in ("business_registration", "owner_id"):
+        document = merchant_services.document_upload(
+            actor=merchant.owner,
+            merchant=merchant,
+            doc_type=doc_type,
+            upload=SimpleUploadedFile(f"{doc_type}.pdf", b"%PDF-1.4\n%%EOF\n"),
+        )
+        merchant_services.document_review(actor=reviewer, document=document, status="accepted")
+    return merchant
+
+
 def _submitted(merchant, standard):
+    _with_accepted_documents(merchant)
     application = services.application_create(actor=merchant.owner, merchant=merchant)
     return services.application_submit(actor=merchant.owner, application=application)
 
