@@ -3,10 +3,13 @@ from rest_framework.routers import DefaultRouter
 
 from merchants import api_nested
 from merchants.api import MerchantViewSet
+from onboarding.api import ApplicationViewSet, WorkflowViewSet
 
 router = DefaultRouter()
 router.register("merchants", MerchantViewSet, basename="merchant")
 router.register("partners", api_nested.PartnerViewSet, basename="partner")
+router.register("onboarding/applications", ApplicationViewSet, basename="application")
+router.register("onboarding/workflows", WorkflowViewSet, basename="workflow")
 
 # Records of one merchant: /merchants/{merchant_pk}/<records>/[{pk}/[<action>/]]
 NESTED = [

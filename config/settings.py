@@ -300,6 +300,11 @@ SPECTACULAR_SETTINGS = {
         "DocumentStatusEnum": "merchants.models.Document.Status",
         "ContractStatusEnum": "merchants.models.Contract.Status",
         "ActivityKindEnum": "merchants.models.Activity.Kind",
+        "DecisionKindEnum": "onboarding.models.StepDecision.Kind",
+        "CheckKindEnum": "onboarding.models.ComplianceCheck.Kind",
+        "CheckStatusEnum": "onboarding.models.ComplianceCheck.Status",
+        "ApplicationStatusEnum": "onboarding.models.Application.Status",
+        "WorkflowStatusEnum": "onboarding.models.WorkflowDefinition.Status",
     },
 }
 
