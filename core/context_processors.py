@@ -10,6 +10,7 @@ def navigation(request: HttpRequest) -> dict:
     items = [
         {"label": _("Dashboard"), "url": reverse("home"), "icon": "speedometer2"},
         {"label": _("Merchants"), "url": reverse("merchants:list"), "icon": "shop"},
+        {"label": _("Onboarding"), "url": reverse("onboarding:queue"), "icon": "inboxes"},
         {"label": _("My tasks"), "url": reverse("merchants:tasks"), "icon": "check2-square"},
         {
             "label": _("Expiring documents"),

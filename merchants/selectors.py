@@ -141,6 +141,7 @@ def merchant_360(*, user: User, pk: int) -> Merchant:
             queryset=PricingPlan.objects.prefetch_related(Prefetch("rates", queryset=active_rates)),
         ),
         "contracts",
+        "applications",
     )
     return get_object_or_404(qs, pk=pk)
 
