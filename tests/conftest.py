@@ -2,6 +2,7 @@ import os
 import time
 
 import pytest
+from django.apps import apps
 from django_otp import DEVICE_ID_SESSION_KEY
 from django_otp.oath import totp
 from django_otp.plugins.otp_totp.models import TOTPDevice
@@ -11,10 +12,61 @@ from tests.factories.core import TeamFactory, UserFactory
 
 
 @pytest.fixture(autouse=True)
+def _celery_in_process(request):
+    """Tasks run in this process, except in tests that need the real worker.
+
+    With REDIS_URL set (CI) ``delay()`` would otherwise hand the task to the
+    worker, which cannot see a test's uncommitted rows.
+    """
+    from config.celery import app
+
+    if request.node.get_closest_marker("worker"):
+        yield
+        return
+    previous = app.conf.task_always_eager
+    app.conf.task_always_eager = True
+    yield
+    app.conf.task_always_eager = previous
+
+
+@pytest.fixture(autouse=True)
 def _fast_settings(settings):
     settings.PASSWORD_HASHERS = ["django.contrib.auth.hashers.MD5PasswordHasher"]
     settings.EMAIL_BACKEND = "django.core.mail.backends.locmem.EmailBackend"
     settings.SECURE_SSL_REDIRECT = False
+
+
+def restore_roles() -> None:
+    """Recreate the role groups and their permissions from the data migrations.
+
+    A transactional test starts after an earlier one's flush has emptied the
+    tables the migrations filled; this puts the roles back.
+    """
+    import importlib
+    import pkgutil
+
+    from django.contrib.auth.management import create_permissions
+    from django.contrib.auth.models import Group, Permission
+
+    from core.roles import ROLES
+
+    for app_config in apps.get_app_configs():
+        create_permissions(app_config, verbosity=0)
+    for role in ROLES:
+        Group.objects.get_or_create(name=role)
+    for label in ("core", "merchants", "onboarding", "settlements", "risk", "customers"):
+        package = importlib.import_module(f"{label}.migrations")
+        for info in pkgutil.iter_modules(package.__path__):
+            grants = getattr(
+                importlib.import_module(f"{label}.migrations.{info.name}"), "GRANTS", {}
+            )
+            for role, codenames in grants.items():
+                group, _ = Group.objects.get_or_create(name=role)
+                group.permissions.add(
+                    *Permission.objects.filter(
+                        content_type__app_label=label, codename__in=codenames
+                    )
+                )
 
 
 def totp_now(device: TOTPDevice, *, steps_ahead: int = 0) -> str:

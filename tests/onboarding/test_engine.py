@@ -14,6 +14,7 @@ from merchants.models import Merchant
 from onboarding import conditions, services
 from onboarding.models import Application, StepDecision
 from onboarding.standard import standard_steps
+from tests.conftest import restore_roles
 from tests.factories.core import UserFactory
 from tests.factories.merchants import MerchantFactory
 
@@ -245,9 +246,11 @@ def test_bad_step_definitions_are_refused(people):
 
 @pytest.mark.postgres
 @pytest.mark.django_db(transaction=True)
-def test_concurrent_decisions_yield_exactly_one_transition(people):
+def test_concurrent_decisions_yield_exactly_one_transition():
     if connection.vendor != "postgresql":
         pytest.skip("row locks are only meaningful on PostgreSQL; set DATABASE_URL to run")
+    restore_roles()  # an earlier transactional test's flush removed them
+    people = {"admin": UserFactory(username="ad9", roles=["admin"])}
     definition = services.definition_create(
         actor=people["admin"], key="standard", name="Standard", steps=standard_steps()
     )
