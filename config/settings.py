@@ -152,6 +152,10 @@ CELERY_BEAT_SCHEDULE = {
         "task": "core.tasks.clear_expired_sessions",
         "schedule": 60 * 60,
     },
+    "onboarding-sla-reminders": {
+        "task": "onboarding.tasks.sla_reminders",
+        "schedule": 15 * 60,
+    },
     "overdue-task-digest": {
         "task": "merchants.tasks.overdue_task_digest",
         "schedule": crontab(hour=8, minute=0),  # daily, local time

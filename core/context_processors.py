@@ -30,4 +30,5 @@ def navigation(request: HttpRequest) -> dict:
     merchants_url = reverse("merchants:list")
     if path.startswith(merchants_url) and not any(i["active"] for i in items):
         items[1]["active"] = True
-    return {"nav_items": items}
+    unread = user.notifications.filter(read_at__isnull=True).count()
+    return {"nav_items": items, "unread_notifications": unread}

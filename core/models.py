@@ -201,3 +201,22 @@ class SensitiveAccess(TimeStampedModel):
 
     def __str__(self) -> str:
         return f"{self.user} read {self.object_label}#{self.object_id}.{self.field}"
+
+
+class Notification(TimeStampedModel):
+    """An in-app message for one user (the bell), often mirrored by e-mail."""
+
+    user = models.ForeignKey(
+        settings.AUTH_USER_MODEL, on_delete=models.CASCADE, related_name="notifications"
+    )
+    title = models.CharField(max_length=200)
+    body = models.TextField(blank=True)
+    url = models.CharField(max_length=300, blank=True)
+    read_at = models.DateTimeField(null=True, blank=True)
+
+    class Meta:
+        ordering = ["-created_at", "-pk"]
+        indexes = [models.Index(fields=["user", "read_at"], name="notification_unread")]
+
+    def __str__(self) -> str:
+        return self.title

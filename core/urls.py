@@ -9,4 +9,5 @@ urlpatterns = [
     path("sign-in/verify/", views.verify_view, name="verify"),
     path("sign-in/enrol/", views.enrol_view, name="enrol"),
     path("sign-out/", views.logout_view, name="logout"),
+    path("notifications/", views.notifications_view, name="notifications"),
 ]

@@ -11,7 +11,7 @@ from django.urls import reverse
 from django.utils.http import url_has_allowed_host_and_scheme, urlencode
 from django.utils.translation import gettext as _
 from django.views.decorators.cache import never_cache
-from django.views.decorators.http import require_GET, require_POST
+from django.views.decorators.http import require_GET, require_http_methods, require_POST
 
 from core import services
 from core.forms import CodeForm, EnrolForm, SignInForm
@@ -163,3 +163,18 @@ def healthz_view(request: HttpRequest) -> JsonResponse:
     return JsonResponse(
         {"status": "ok" if healthy else "error", "checks": checks}, status=200 if healthy else 503
     )
+
+
+@require_http_methods(["GET", "POST"])
+@never_cache
+def notifications_view(request: HttpRequest) -> HttpResponse:
+    """The signed-in user's notifications, newest first; POST marks them read."""
+    from django.core.paginator import Paginator
+
+    from core import notifications
+
+    if request.method == "POST":
+        notifications.mark_read(user=request.user)
+        return redirect("core:notifications")
+    page = Paginator(request.user.notifications.all(), 30).get_page(request.GET.get("page"))
+    return render(request, "core/notifications.html", {"page": page})

@@ -132,6 +132,8 @@ class Application(TimeStampedModel):
     # Bumped whenever a step is entered (again): decisions count per visit.
     step_round = models.PositiveIntegerField(default=0, editable=False)
     step_entered_at = models.DateTimeField(null=True, blank=True, editable=False)
+    # SLA follow-up of the current visit: 0 none yet, 1 reminded, 2 escalated.
+    sla_reminded_round = models.PositiveSmallIntegerField(default=0, editable=False)
     submitted_by = models.ForeignKey(
         settings.AUTH_USER_MODEL, on_delete=models.PROTECT, null=True, blank=True, related_name="+"
     )

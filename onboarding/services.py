@@ -11,10 +11,11 @@ from typing import Any
 from django.core.exceptions import PermissionDenied, ValidationError
 from django.db import IntegrityError, transaction
 from django.db.models import Max
+from django.urls import reverse
 from django.utils import timezone
 from django.utils.translation import gettext as _
 
-from core import audit, permissions
+from core import audit, notifications, permissions
 from core.exceptions import DomainError, TransitionError
 from core.models import User
 from merchants import services as merchant_services
@@ -193,10 +194,37 @@ def application_create(*, actor: User, merchant: Merchant, key: str = "standard"
     return application
 
 
+# What entering a step changes on the application.
+ENTER_FIELDS = ["current_step", "step_round", "step_entered_at", "sla_reminded_round"]
+
+
 def _enter_step(application: Application, step: WorkflowStep | None) -> None:
     application.current_step = step
     application.step_round += 1
     application.step_entered_at = timezone.now()
+    application.sla_reminded_round = 0
+    if step is not None:
+        notifications.notify(
+            users=User.objects.filter(groups=step.group, is_active=True).exclude(
+                pk=application.submitted_by_id
+            ),
+            title=_("Waiting for your group: %(step)s for %(merchant)s")
+            % {"step": step.name, "merchant": application.merchant.legal_name},
+            url=application_url(application),
+        )
+
+
+def application_url(application: Application) -> str:
+    return reverse("onboarding:application", args=[application.pk])
+
+
+def _notify_sales(application: Application, title: str, body: str = "") -> None:
+    notifications.notify(
+        users=[application.merchant.owner, application.created_by, application.submitted_by],
+        title=title,
+        body=body,
+        url=application_url(application),
+    )
 
 
 @transaction.atomic
@@ -229,6 +257,7 @@ def application_submit(*, actor: User, application: Application) -> Application:
             "current_step",
             "step_round",
             "step_entered_at",
+            "sla_reminded_round",
         ],
     )
     if application.current_step is None:
@@ -328,6 +357,11 @@ def decision_record(
             reason="rejected",
             fields=["status", "decided_at", "outcome_reason"],
         )
+        _notify_sales(
+            application,
+            _("Onboarding rejected: %(merchant)s") % {"merchant": application.merchant.legal_name},
+            comment.strip(),
+        )
     elif kind == StepDecision.Kind.REQUEST_INFO:
         request = InformationRequest(
             application=application, step=step, requested_by=actor, items=list(items or [])
@@ -335,13 +369,19 @@ def decision_record(
         _save(request, actor=actor, reason="information requested")
         application.status = Application.Status.INFO_REQUESTED
         _save(application, actor=actor, reason="information requested", fields=["status"])
+        _notify_sales(
+            application,
+            _("Information requested: %(merchant)s")
+            % {"merchant": application.merchant.legal_name},
+            "\n".join(f"- {item}" for item in request.items),
+        )
     elif kind == StepDecision.Kind.SEND_BACK:
         _enter_step(application, send_back_to)
         _save(
             application,
             actor=actor,
             reason=f"sent back to {send_back_to}",
-            fields=["current_step", "step_round", "step_entered_at"],
+            fields=ENTER_FIELDS,
         )
     return decision
 
@@ -383,7 +423,7 @@ def _advance(application: Application, actor: User) -> None:
             application,
             actor=actor,
             reason=f"step done; now {later[0]}",
-            fields=["current_step", "step_round", "step_entered_at"],
+            fields=ENTER_FIELDS,
         )
     else:
         _approve(application, actor)
@@ -395,6 +435,10 @@ def _approve(application: Application, actor: User) -> None:
     application.decided_at = timezone.now()
     _save(
         application, actor=actor, reason="approved", fields=["status", "current_step", "decided_at"]
+    )
+    _notify_sales(
+        application,
+        _("Onboarding approved: %(merchant)s") % {"merchant": application.merchant.legal_name},
     )
     merchant_services.merchant_activate(
         merchant=application.merchant,
@@ -420,7 +464,7 @@ def application_resubmit(*, actor: User, application: Application) -> Applicatio
         application,
         actor=actor,
         reason="resubmitted",
-        fields=["status", "current_step", "step_round", "step_entered_at"],
+        fields=["status", *ENTER_FIELDS],
     )
     return application
 
@@ -443,3 +487,47 @@ def application_withdraw(*, actor: User, application: Application, reason: str) 
         fields=["status", "decided_at", "outcome_reason"],
     )
     return application
+
+
+def sla_follow_up(*, actor: User) -> int:
+    """Reminders past the SLA, escalation to workflow admins past twice the SLA.
+
+    Each application row is locked while its state is updated, so two beat runs
+    overlapping never send the same reminder twice. Returns notices sent.
+    """
+    now = timezone.now()
+    sent = 0
+    waiting = Application.objects.filter(
+        status=Application.Status.IN_REVIEW, current_step__isnull=False, sla_reminded_round__lt=2
+    ).values_list("pk", flat=True)
+    for pk in waiting:
+        with transaction.atomic(), audit.acting_as(actor, origin="task onboarding.sla_reminders"):
+            application = (
+                Application.objects.select_for_update(of=("self",))
+                .select_related("current_step", "current_step__group", "merchant")
+                .get(pk=pk)
+            )
+            step = application.current_step
+            hours = (now - application.step_entered_at).total_seconds() / 3600
+            level = 2 if hours > 2 * step.sla_hours else 1 if hours > step.sla_hours else 0
+            if level <= application.sla_reminded_round:
+                continue
+            if level == 2:
+                users = User.objects.filter(
+                    groups__permissions__codename="change_workflowdefinition", is_active=True
+                ).distinct()
+                title = _("Escalation: %(step)s for %(merchant)s is past twice its SLA")
+            else:
+                users = User.objects.filter(groups=step.group, is_active=True)
+                title = _("Overdue: %(step)s for %(merchant)s is past its SLA")
+            notifications.notify(
+                users=users,
+                title=title % {"step": step.name, "merchant": application.merchant.legal_name},
+                body=_("Waiting %(hours)d hours; the SLA is %(sla)d hours.")
+                % {"hours": hours, "sla": step.sla_hours},
+                url=application_url(application),
+            )
+            application.sla_reminded_round = level
+            _save(application, actor=actor, reason="SLA follow-up", fields=["sla_reminded_round"])
+            sent += 1
+    return sent

@@ -70,7 +70,7 @@ def test_360_page_runs_a_constant_number_of_queries(
     client = web(sales1)
     client.get(merchant.get_absolute_url())
     # merchant + records (prefetch), timeline sources, shared accounts, forms, session…
-    with django_assert_num_queries(33):
+    with django_assert_num_queries(34):
         response = client.get(merchant.get_absolute_url())
     assert response.status_code == 200
     assert response.content.decode().count("Contact ") >= children
