@@ -2,8 +2,8 @@ from django.contrib import admin
 from django.urls import include, path
 from drf_spectacular.views import SpectacularAPIView, SpectacularSwaggerView
 
+from config.dashboard import dashboard_view
 from core.views import healthz_view
-from merchants.views import dashboard_view
 
 urlpatterns = [
     path("", dashboard_view, name="home"),

@@ -3,7 +3,6 @@ from decimal import Decimal
 from django.contrib import messages
 from django.core.exceptions import PermissionDenied, ValidationError
 from django.core.paginator import Paginator
-from django.db.models import Count
 from django.http import FileResponse, Http404, HttpRequest, HttpResponse, StreamingHttpResponse
 from django.shortcuts import redirect, render
 from django.urls import reverse
@@ -43,21 +42,6 @@ from merchants.models import (
 )
 
 PAGE_SIZE = 25
-
-
-def dashboard_view(request: HttpRequest) -> HttpResponse:
-    merchants = selectors.merchant_list(user=request.user)
-    rows = merchants.order_by().values("status").annotate(n=Count("pk"))
-    by_status = {row["status"]: row["n"] for row in rows}
-    ctx = {
-        "status_counts": [
-            {"value": value, "label": label, "count": by_status.get(value, 0)}
-            for value, label in Merchant.Status.choices
-        ],
-        "total": sum(by_status.values()),
-        "recent": merchants.order_by("-created_at", "-pk")[:8],
-    }
-    return render(request, "core/home.html", ctx)
 
 
 def merchant_list_view(request: HttpRequest) -> HttpResponse:
