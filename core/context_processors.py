@@ -20,6 +20,10 @@ def navigation(request: HttpRequest) -> dict:
         {"label": _("Partners"), "url": reverse("merchants:partners"), "icon": "diagram-3"},
         {"label": _("API docs"), "url": reverse("api-docs"), "icon": "braces"},
     ]
+    if user.has_perm("onboarding.change_workflowdefinition"):
+        items.append(
+            {"label": _("Workflows"), "url": reverse("onboarding:workflows"), "icon": "diagram-2"}
+        )
     if user.is_staff:
         items.append({"label": _("Admin"), "url": reverse("admin:index"), "icon": "gear"})
     path = request.path

@@ -531,3 +531,26 @@ def sla_follow_up(*, actor: User) -> int:
             _save(application, actor=actor, reason="SLA follow-up", fields=["sla_reminded_round"])
             sent += 1
     return sent
+
+
+@transaction.atomic
+def definition_replace_steps(
+    *, actor: User, definition: WorkflowDefinition, steps: list[dict[str, Any]]
+) -> WorkflowDefinition:
+    """Save the editor's steps onto a draft, in the given order.
+
+    Drafts are not pinned by any application, so their steps are replaced
+    whole; history keeps the removed ones.
+    """
+    _require_admin(actor)
+    definition = WorkflowDefinition.objects.select_for_update().get(pk=definition.pk)
+    if not definition.is_editable:
+        raise DomainError(_("Published versions cannot change; create a new version."))
+    if not steps:
+        raise ValidationError({"steps": _("A workflow needs at least one step.")})
+    for old in definition.steps.all():
+        audit.stamp(old, actor=actor, reason="replaced in the editor")
+        old.delete()
+    for position, fields in enumerate(steps, start=1):
+        _step_create(definition, position, fields, actor)
+    return definition

@@ -6,6 +6,10 @@ app_name = "onboarding"
 
 urlpatterns = [
     path("", views.queue_view, name="queue"),
+    path("workflows/", views.workflow_list_view, name="workflows"),
+    path("workflows/<int:pk>/", views.workflow_edit_view, name="workflow"),
+    path("workflows/<int:pk>/preview/", views.workflow_preview_view, name="workflow_preview"),
+    path("workflows/<int:pk>/<str:action>/", views.workflow_action_view, name="workflow_action"),
     path("start/<int:merchant_pk>/", views.application_start_view, name="start"),
     path("applications/<int:pk>/", views.application_detail_view, name="application"),
     path("applications/<int:pk>/decide/", views.decision_view, name="decide"),

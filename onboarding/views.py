@@ -5,12 +5,18 @@ from django.http import HttpRequest, HttpResponse
 from django.shortcuts import get_object_or_404, redirect, render
 from django.utils import timezone
 from django.utils.translation import gettext as _
-from django.views.decorators.http import require_POST
+from django.views.decorators.http import require_http_methods, require_POST
 
 from core.exceptions import DomainError
 from merchants import selectors as merchant_selectors
-from onboarding import checks, selectors, services
-from onboarding.forms import DecisionForm, ResolveForm
+from onboarding import checks, conditions, selectors, services
+from onboarding.forms import (
+    DecisionForm,
+    ResolveForm,
+    StepFormSet,
+    ordered_steps,
+    step_initial,
+)
 from onboarding.models import Application
 
 
@@ -137,3 +143,104 @@ def queue_view(request: HttpRequest) -> HttpResponse:
         status__in=Application.OPEN, created_by=request.user
     )
     return render(request, "onboarding/queue.html", {"page": page, "rows": rows, "mine": mine})
+
+
+def _require_workflow_admin(request: HttpRequest) -> None:
+    if not request.user.has_perm("onboarding.change_workflowdefinition"):
+        raise PermissionDenied
+
+
+def workflow_list_view(request: HttpRequest) -> HttpResponse:
+    _require_workflow_admin(request)
+    definitions = selectors.workflow_list(user=request.user)
+    return render(request, "onboarding/workflow_list.html", {"definitions": definitions})
+
+
+def _diagram_steps(steps: list[dict]) -> list[dict]:
+    """What the live diagram draws: each step with who decides and when it applies."""
+    return [
+        {
+            "position": i,
+            "name": s.get("name") or "?",
+            "group": str(s.get("group") or "?"),
+            "approvals": s.get("approvals_required") or 1,
+            "sla": s.get("sla_hours"),
+            "documents": s.get("required_documents") or [],
+            "condition": conditions.describe(s.get("condition")) if s.get("condition") else "",
+        }
+        for i, s in enumerate(steps, start=1)
+    ]
+
+
+@require_http_methods(["GET", "POST"])
+def workflow_edit_view(request: HttpRequest, pk: int) -> HttpResponse:
+    """Edit a draft's steps; a published version is shown read-only."""
+    _require_workflow_admin(request)
+    definition = get_object_or_404(selectors.workflow_list(user=request.user), pk=pk)
+    steps = list(definition.steps.select_related("group").order_by("position"))
+    if request.method == "POST":
+        formset = StepFormSet(request.POST, prefix="steps")
+        if formset.is_valid():
+            try:
+                services.definition_replace_steps(
+                    actor=request.user, definition=definition, steps=ordered_steps(formset)
+                )
+            except (ValidationError, DomainError) as exc:
+                _fail(request, exc)
+            else:
+                messages.success(request, _("Draft saved."))
+                return redirect("onboarding:workflow", pk=definition.pk)
+    else:
+        formset = StepFormSet(initial=[step_initial(s) for s in steps], prefix="steps")
+    diagram = _diagram_steps([{**step_initial(s), "condition": s.condition,
+                               "group": s.group.name} for s in steps])  # fmt: skip
+    ctx = {"definition": definition, "formset": formset, "diagram": diagram}
+    return render(
+        request,
+        "onboarding/workflow_edit.html",
+        ctx,
+        status=400 if request.method == "POST" else 200,
+    )
+
+
+@require_POST
+def workflow_preview_view(request: HttpRequest, pk: int) -> HttpResponse:
+    """htmx: the diagram for the editor's current (unsaved) values."""
+    _require_workflow_admin(request)
+    get_object_or_404(selectors.workflow_list(user=request.user), pk=pk)
+    formset = StepFormSet(request.POST, prefix="steps")
+    rows = []
+    for form in formset.forms:
+        form.is_valid()  # partial input still draws; errors show on save
+        data = {**form.cleaned_data}
+        if data.get("DELETE"):
+            continue
+        if "condition" not in data and form["condition"].value():
+            data["condition_error"] = True
+        rows.append(data)
+    rows.sort(key=lambda d: d.get("ORDER") or 10_000)
+    return render(
+        request,
+        "onboarding/partials/workflow_diagram.html",
+        {"diagram": _diagram_steps(rows), "errors": any(d.get("condition_error") for d in rows)},
+    )
+
+
+@require_POST
+def workflow_action_view(request: HttpRequest, pk: int, action: str) -> HttpResponse:
+    _require_workflow_admin(request)
+    definition = get_object_or_404(selectors.workflow_list(user=request.user), pk=pk)
+    try:
+        if action == "publish":
+            services.definition_publish(actor=request.user, definition=definition)
+            messages.success(
+                request, _("%(d)s is published; new applications use it.") % {"d": definition}
+            )
+        elif action == "new-version":
+            definition = services.definition_new_version(actor=request.user, definition=definition)
+            messages.success(request, _("Draft %(d)s created.") % {"d": definition})
+        else:
+            raise PermissionDenied
+    except (ValidationError, DomainError) as exc:
+        _fail(request, exc)
+    return redirect("onboarding:workflow", pk=definition.pk)
