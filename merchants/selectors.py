@@ -142,6 +142,7 @@ def merchant_360(*, user: User, pk: int) -> Merchant:
         ),
         "contracts",
         "applications",
+        "applications__information_requests",
     )
     return get_object_or_404(qs, pk=pk)
 

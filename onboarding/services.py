@@ -195,7 +195,13 @@ def application_create(*, actor: User, merchant: Merchant, key: str = "standard"
 
 
 # What entering a step changes on the application.
-ENTER_FIELDS = ["current_step", "step_round", "step_entered_at", "sla_reminded_round"]
+ENTER_FIELDS = [
+    "current_step",
+    "step_round",
+    "step_entered_at",
+    "sla_reminded_round",
+    "assignee",
+]
 
 
 def _enter_step(application: Application, step: WorkflowStep | None) -> None:
@@ -203,6 +209,7 @@ def _enter_step(application: Application, step: WorkflowStep | None) -> None:
     application.step_round += 1
     application.step_entered_at = timezone.now()
     application.sla_reminded_round = 0
+    application.assignee = None
     if step is not None:
         notifications.notify(
             users=User.objects.filter(groups=step.group, is_active=True).exclude(
@@ -258,6 +265,7 @@ def application_submit(*, actor: User, application: Application) -> Application:
             "step_round",
             "step_entered_at",
             "sla_reminded_round",
+            "assignee",
         ],
     )
     if application.current_step is None:
@@ -369,11 +377,18 @@ def decision_record(
         _save(request, actor=actor, reason="information requested")
         application.status = Application.Status.INFO_REQUESTED
         _save(application, actor=actor, reason="information requested", fields=["status"])
+        missing = "\n".join(f"- {item}" for item in request.items)
         _notify_sales(
             application,
             _("Information requested: %(merchant)s")
             % {"merchant": application.merchant.legal_name},
-            "\n".join(f"- {item}" for item in request.items),
+            missing,
+        )
+        merchant_services.timeline_note(
+            merchant=application.merchant,
+            actor=actor,
+            subject=_("Onboarding: information requested at %(step)s") % {"step": step.name},
+            body=missing,
         )
     elif kind == StepDecision.Kind.SEND_BACK:
         _enter_step(application, send_back_to)
@@ -459,6 +474,11 @@ def application_resubmit(*, actor: User, application: Application) -> Applicatio
         request.resolved_at = now
         _save(request, actor=actor, reason="resubmitted", fields=["resolved_at"])
     application.status = Application.Status.IN_REVIEW
+    merchant_services.timeline_note(
+        merchant=application.merchant,
+        actor=actor,
+        subject=_("Onboarding: information sent, application resubmitted"),
+    )
     _enter_step(application, application.current_step)
     _save(
         application,
@@ -554,3 +574,17 @@ def definition_replace_steps(
     for position, fields in enumerate(steps, start=1):
         _step_create(definition, position, fields, actor)
     return definition
+
+
+@transaction.atomic
+def application_claim(*, actor: User, application: Application) -> Application:
+    """A member of the deciding group takes the current step ("assigned to me")."""
+    application = lock_application(application.pk)
+    step = application.current_step
+    if application.status != Application.Status.IN_REVIEW or step is None:
+        raise TransitionError(application, "claim", _("This application waits for no one."))
+    if not actor.groups.filter(pk=step.group_id).exists():
+        raise PermissionDenied
+    application.assignee = actor
+    _save(application, actor=actor, reason="claimed", fields=["assignee"])
+    return application

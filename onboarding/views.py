@@ -1,3 +1,5 @@
+from datetime import timedelta
+
 from django.contrib import messages
 from django.core.exceptions import PermissionDenied, ValidationError
 from django.core.paginator import Paginator
@@ -75,6 +77,9 @@ def application_action_view(request: HttpRequest, pk: int, action: str) -> HttpR
         elif action == "resubmit":
             services.application_resubmit(actor=request.user, application=application)
             messages.success(request, _("Resubmitted to the same step."))
+        elif action == "claim":
+            services.application_claim(actor=request.user, application=application)
+            messages.success(request, _("The step is yours."))
         elif action == "withdraw":
             services.application_withdraw(
                 actor=request.user, application=application, reason=request.POST.get("reason", "")
@@ -122,10 +127,22 @@ def check_resolve_view(request: HttpRequest, pk: int, check_pk: int) -> HttpResp
     return redirect("onboarding:application", pk=application.pk)
 
 
+QUEUE_VIEWS = ("group", "mine", "overdue")
+
+
 def queue_view(request: HttpRequest) -> HttpResponse:
-    """Applications waiting on one of the user's groups, oldest first, with SLA state."""
+    """Waiting on my group / assigned to me / overdue, oldest first, with SLA state."""
     now = timezone.now()
+    view = request.GET.get("view") if request.GET.get("view") in QUEUE_VIEWS else "group"
     waiting = selectors.awaiting_group(user=request.user).order_by("step_entered_at", "pk")
+    if view == "mine":
+        waiting = waiting.filter(assignee=request.user)
+    elif view == "overdue":
+        waiting = [
+            a
+            for a in waiting
+            if now - a.step_entered_at > timedelta(hours=a.current_step.sla_hours)
+        ]
     page = Paginator(waiting, 50).get_page(request.GET.get("page"))
     rows = []
     for application in page:
@@ -142,7 +159,8 @@ def queue_view(request: HttpRequest) -> HttpResponse:
     mine = selectors.application_list(user=request.user).filter(
         status__in=Application.OPEN, created_by=request.user
     )
-    return render(request, "onboarding/queue.html", {"page": page, "rows": rows, "mine": mine})
+    ctx = {"page": page, "rows": rows, "mine": mine, "view": view}
+    return render(request, "onboarding/queue.html", ctx)
 
 
 def _require_workflow_admin(request: HttpRequest) -> None:

@@ -32,6 +32,7 @@ from merchants.services.records import (
     require_record_write,
     sensitive_reveal,
     task_complete,
+    timeline_note,
     validate_account_number,
 )
 
@@ -64,5 +65,6 @@ __all__ = [
     "require_record_write",
     "sensitive_reveal",
     "task_complete",
+    "timeline_note",
     "validate_account_number",
 ]

@@ -570,3 +570,17 @@ def contract_sign(*, actor: User, contract: Contract, signed_on: date, signed_by
     contract.signed_by = signed_by.strip()
     _save(contract, actor=actor, reason="signed", changed=["status", "signed_on", "signed_by"])
     return contract
+
+
+def timeline_note(*, merchant: Merchant, actor: User, subject: str, body: str = "") -> Activity:
+    """A note on the merchant's timeline for an event of a higher app (onboarding…).
+
+    No rights check: the calling service has already checked the action it
+    records; the note only tells the story on the merchant page.
+    """
+    activity = Activity(
+        merchant=merchant, kind=Activity.Kind.NOTE, subject=subject[:200], body=body,
+        created_by=actor,
+    )  # fmt: skip
+    _save(activity, actor=actor, reason="timeline note")
+    return activity

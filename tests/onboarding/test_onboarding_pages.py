@@ -71,3 +71,37 @@ def test_other_sales_cannot_open_a_draft_application(web, sales1, sales2):
     url = reverse("onboarding:application", args=[application.pk])
     assert web(sales2).get(url).status_code == 404
     assert web(sales2).post(reverse("onboarding:start", args=[merchant.pk])).status_code == 404
+
+
+def test_round_trip_shows_on_the_merchant_page_and_timeline_and_queue_views(web, sales1):
+    merchant = MerchantFactory(owner=sales1)
+    application = services.application_create(actor=sales1, merchant=merchant)
+    services.application_submit(actor=sales1, application=application)
+    peer = UserFactory(roles=["sales"])
+    client = web(peer)
+    client.post(reverse("onboarding:action", args=[application.pk, "claim"]))
+    mine = client.get(reverse("onboarding:queue"), {"view": "mine"}).content.decode()
+    assert merchant.legal_name in mine
+    other = UserFactory(roles=["sales"])
+    assert (
+        merchant.legal_name
+        not in web(other).get(reverse("onboarding:queue"), {"view": "mine"}).content.decode()
+    )
+    assert (
+        merchant.legal_name
+        not in client.get(reverse("onboarding:queue"), {"view": "overdue"}).content.decode()
+    )
+
+    services.decision_record(
+        actor=peer, application=application, kind="request_info", items=["VAT certificate"]
+    )
+    page = web(sales1).get(merchant.get_absolute_url()).content.decode()
+    checklist = page[page.index('data-testid="info-checklist"') :]
+    assert "VAT certificate" in checklist[:600]
+    services.application_resubmit(actor=sales1, application=application)
+    timeline = web(sales1).get(merchant.get_absolute_url()).content.decode()
+    timeline = timeline[timeline.index('data-testid="timeline"') :]
+    assert "information requested at Sales review" in timeline
+    assert "application resubmitted" in timeline
+    application.refresh_from_db()
+    assert application.assignee is None  # a new visit of the step starts unassigned
