@@ -113,3 +113,16 @@ def test_published_versions_and_non_admins_are_refused(web, admin, published, sa
     assert published.steps.count() == 5
     assert web(sales1).get(reverse("onboarding:workflows")).status_code == 403
     assert web(sales1).get(reverse("onboarding:workflow", args=[published.pk])).status_code == 403
+
+
+def test_definition_changes_are_on_record_with_the_admin(web, admin, published):
+    draft = services.definition_new_version(actor=admin, definition=published)
+    web(admin).post(
+        reverse("onboarding:workflow", args=[draft.pk]), _post_data([_step("Only", "sales", 1)])
+    )
+    from onboarding.models import WorkflowStep
+
+    removed = WorkflowStep.history.filter(definition_id=draft.pk, history_type="-")
+    assert removed.count() == 5
+    assert {h.history_user for h in removed} == {admin}
+    assert published.history.filter(status="published").first().history_user == admin
