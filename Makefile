@@ -42,8 +42,8 @@ migrate: deps
 # Adds the demo users and merchants when the database has none; prints sign-in details.
 demo: migrate
 	$(PY) manage.py seed_demo
-	$(PY) manage.py seed_workflow
 	$(PY) manage.py load_screening_list --if-empty
+	$(PY) manage.py seed_workflow
 
 lint: deps
 	$(BIN)/ruff format --check .

@@ -300,3 +300,17 @@ def test_seed_workflow_publishes_the_standard_definition_once(people):
         "Contract approval",
     ]
     assert definition.history.first().history_user == people["admin"]
+
+
+def test_seed_workflow_puts_demo_applications_in_flight(settings, tmp_path):
+    from django.core.management import call_command
+
+    settings.MEDIA_ROOT = tmp_path
+    call_command("seed_demo", merchants=40, stdout=open("/dev/null", "w"))  # noqa: SIM115
+    call_command("seed_workflow", stdout=open("/dev/null", "w"))  # noqa: SIM115
+    statuses = set(Application.objects.values_list("status", flat=True))
+    assert statuses <= {"in_review", "info_requested"}
+    assert Application.objects.exists()
+    count = Application.objects.count()
+    call_command("seed_workflow", stdout=open("/dev/null", "w"))  # noqa: SIM115
+    assert Application.objects.count() == count  # a second run adds nothing
