@@ -4,12 +4,14 @@ from rest_framework.routers import DefaultRouter
 from merchants import api_nested
 from merchants.api import MerchantViewSet
 from onboarding.api import ApplicationViewSet, WorkflowViewSet
+from settlements import api_urls as settlement_api_urls
 
 router = DefaultRouter()
 router.register("merchants", MerchantViewSet, basename="merchant")
 router.register("partners", api_nested.PartnerViewSet, basename="partner")
 router.register("onboarding/applications", ApplicationViewSet, basename="application")
 router.register("onboarding/workflows", WorkflowViewSet, basename="workflow")
+settlement_urls = settlement_api_urls.register(router)
 
 # Records of one merchant: /merchants/{merchant_pk}/<records>/[{pk}/[<action>/]]
 NESTED = [
@@ -39,4 +41,4 @@ for prefix, viewset, list_extra, detail_extra, actions in NESTED:
         ),
     ]
 
-urlpatterns = [*nested, *router.urls]
+urlpatterns = [*nested, *settlement_urls, *router.urls]

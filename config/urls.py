@@ -10,6 +10,7 @@ urlpatterns = [
     path("accounts/", include("core.urls")),
     path("merchants/", include("merchants.urls")),
     path("onboarding/", include("onboarding.urls")),
+    path("settlements/", include("settlements.urls")),
     path("admin/", admin.site.urls),
     path("api/v1/", include("config.api_urls")),
     path("api/schema/", SpectacularAPIView.as_view(), name="api-schema"),

@@ -149,3 +149,18 @@ def wait_for(predicate, timeout: float = 30.0, interval: float = 0.2):
 
 def env_flag(name: str) -> bool:
     return os.environ.get(name, "").lower() in {"1", "true", "yes"}
+
+
+@pytest.fixture
+def finance1(db):
+    return UserFactory(username="finance1", roles=["finance"])
+
+
+@pytest.fixture
+def finance2(db):
+    return UserFactory(username="finance2", roles=["finance"])
+
+
+@pytest.fixture
+def finance3(db):
+    return UserFactory(username="finance3", roles=["finance"])

@@ -1,0 +1,1 @@
+"""Settlement API, one module per area; ``settlements.api_urls`` wires them."""

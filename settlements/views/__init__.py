@@ -1,0 +1,1 @@
+"""Settlement pages, one module per area, each with its own ``urlpatterns``."""
