@@ -1,4 +1,4 @@
-from settlements.views import agreements, ledger, reconciliation, runs
+from settlements.views import agreements, exports, ledger, reconciliation, runs
 
 app_name = "settlements"
 
@@ -6,5 +6,6 @@ urlpatterns = [
     *ledger.urlpatterns,
     *agreements.urlpatterns,
     *runs.urlpatterns,
+    *exports.urlpatterns,
     *reconciliation.urlpatterns,
 ]
