@@ -308,6 +308,8 @@ class SettlementRun(TimeStampedModel):
     submitted_at = models.DateTimeField(null=True, blank=True)
     approved_at = models.DateTimeField(null=True, blank=True)
     approvals_required = models.PositiveSmallIntegerField(default=1)
+    # Counts submissions: approvals given before a rejection do not count again.
+    submission = models.PositiveSmallIntegerField(default=0)
     rejection_reason = models.TextField(blank=True)
     calculation_error = models.TextField(blank=True)
     calculated_at = models.DateTimeField(null=True, blank=True)
