@@ -333,3 +333,13 @@ DOCUMENT_MAX_BYTES = env.int("DOCUMENT_MAX_BYTES", default=10 * 1024 * 1024)
 # The import confirmation carries the (compressed, signed) CSV back in a form field.
 DATA_UPLOAD_MAX_MEMORY_SIZE = 8 * 1024 * 1024
 FILE_UPLOAD_MAX_MEMORY_SIZE = 5 * 1024 * 1024
+# Settlement runs paying out more than this (run currency) need two approvers;
+# "*" covers currencies without their own figure. SETTLEMENT_DUAL_APPROVAL_ABOVE
+# in the environment sets the "*" figure.
+SETTLEMENT_DUAL_APPROVAL_ABOVE = {
+    "*": env.str("SETTLEMENT_DUAL_APPROVAL_ABOVE", default="100000"),
+    "JPY": "15000000",
+    "KRW": "130000000",
+    "IDR": "1500000000",
+    "VND": "2500000000",
+}

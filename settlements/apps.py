@@ -4,3 +4,8 @@ from django.apps import AppConfig
 class SettlementsConfig(AppConfig):
     name = "settlements"
     verbose_name = "Settlements"
+
+    def ready(self) -> None:
+        from settlements import guards
+
+        guards.connect()

@@ -366,12 +366,15 @@ class SettlementApproval(TimeStampedModel):
     approver = models.ForeignKey(
         settings.AUTH_USER_MODEL, on_delete=models.PROTECT, related_name="+"
     )
+    submission = models.PositiveSmallIntegerField(default=1)
     comment = models.TextField(blank=True)
 
     class Meta:
         ordering = ["run", "created_at", "pk"]
         constraints = [
-            models.UniqueConstraint(fields=["run", "approver"], name="approval_once_per_approver")
+            models.UniqueConstraint(
+                fields=["run", "submission", "approver"], name="approval_once_per_submission"
+            )
         ]
 
     def __str__(self) -> str:

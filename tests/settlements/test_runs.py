@@ -1,0 +1,364 @@
+"""Settlement runs through the services: hand-checked figures, states, four eyes, freeze."""
+
+from datetime import date
+from decimal import Decimal
+
+import pytest
+from django.core.exceptions import PermissionDenied, ValidationError
+from django.db import transaction
+from django.db.models import ProtectedError
+
+from core.exceptions import DomainError, TransitionError
+from settlements.models import SettlementRun, Statement, StatementLine
+from settlements.services import runs
+from tests.settlements.runs_setup import OCT_END, OCT_START, build_world
+
+pytestmark = pytest.mark.django_db
+
+Status = SettlementRun.Status
+
+
+def calculated_run(actor, capture, **world_kwargs):
+    world = build_world(actor=actor, **world_kwargs)
+    run = runs.settlement_run_create(
+        actor=actor, period_start=OCT_START, period_end=OCT_END, currency="HKD"
+    )
+    with capture(execute=True):
+        runs.settlement_run_calculate(actor=actor, run=run)
+    run.refresh_from_db()
+    return world, run
+
+
+def test_calculation_matches_the_hand_worked_figures(finance1, django_capture_on_commit_callbacks):
+    # given / when
+    world, run = calculated_run(finance1, django_capture_on_commit_callbacks)
+    # then
+    assert run.status == Status.CALCULATED, run.calculation_error
+    assert run.progress == 100
+    master = Statement.objects.get(run=run, partner=world.master)
+    sub = Statement.objects.get(run=run, partner=world.sub)
+    assert master.volume == Decimal("133000.00")
+    assert master.rate_bps == Decimal("4000")
+    assert master.tier_from == Decimal("100000")
+    assert sub.volume == Decimal("55000.00")
+    lines = {
+        (line.statement.partner_id, line.merchant_id): line
+        for line in StatementLine.objects.filter(statement__run=run).select_related("statement")
+    }
+    # m1 basis 1,100: S 20 % = 220; M spread 40 % - 20 % = 220.
+    assert lines[(world.sub.pk, world.m1.pk)].share == Decimal("220.00")
+    assert lines[(world.master.pk, world.m1.pk)].share == Decimal("220.00")
+    assert lines[(world.master.pk, world.m1.pk)].rate_bps == Decimal("2000")
+    # m2 basis 250 USD * 7.8 = 1,950 HKD: M 40 % = 780.
+    assert lines[(world.master.pk, world.m2.pk)].share == Decimal("780.00")
+    assert master.total == master.payable == Decimal("1000.00")
+    assert sub.payable == Decimal("220.00")
+    assert run.total_basis == Decimal("3050.00")
+    assert run.total_share == Decimal("1220.00")
+    assert run.platform_retained == Decimal("1830.00")
+    assert run.total_share + run.platform_retained == run.total_basis
+    assert run.transaction_count == 3
+    assert run.total_payable == Decimal("1220.00")
+
+
+def test_graduated_tiers_use_the_volume_weighted_rate(finance1, django_capture_on_commit_callbacks):
+    world, run = calculated_run(
+        finance1, django_capture_on_commit_callbacks, master_mode="graduated"
+    )
+    master = Statement.objects.get(run=run, partner=world.master)
+    # (100,000 * 3,000 + 33,000 * 4,000) / 133,000 bps
+    assert master.rate_bps == Decimal("3248.1203007519")
+    shares = dict(master.lines.values_list("merchant_id", "share"))
+    assert shares[world.m1.pk] == Decimal("137.29")  # 1,100 * (3248.12… - 2000) bps
+    assert shares[world.m2.pk] == Decimal("633.38")  # 1,950 * 3248.12… bps
+
+
+def test_missing_fx_rate_stops_the_calculation_naming_currency_and_date(
+    finance1, django_capture_on_commit_callbacks
+):
+    from settlements.models import FxRate
+
+    build_world(actor=finance1)
+    FxRate.objects.all().delete()
+    run = runs.settlement_run_create(
+        actor=finance1, period_start=OCT_START, period_end=OCT_END, currency="HKD"
+    )
+    with django_capture_on_commit_callbacks(execute=True):
+        runs.settlement_run_calculate(actor=finance1, run=run)
+    run.refresh_from_db()
+    assert run.status == Status.DRAFT
+    assert "USD to HKD on 2026-10-15" in run.calculation_error
+    assert not run.statements.exists()
+
+
+def test_inverse_rate_is_used_when_only_the_other_direction_is_entered(
+    finance1, django_capture_on_commit_callbacks
+):
+    from settlements.models import FxRate
+
+    build_world(actor=finance1)
+    FxRate.objects.update(base="HKD", quote="USD", rate=Decimal("0.125"))
+    run = runs.settlement_run_create(
+        actor=finance1, period_start=OCT_START, period_end=OCT_END, currency="HKD"
+    )
+    with django_capture_on_commit_callbacks(execute=True):
+        runs.settlement_run_calculate(actor=finance1, run=run)
+    run.refresh_from_db()
+    # 250 USD at 8 HKD = 2,000 HKD of fees for m2; m1 unchanged at 1,100.
+    assert run.total_basis == Decimal("3100.00")
+
+
+def test_overlapping_runs_of_one_currency_are_refused(finance1):
+    runs.settlement_run_create(
+        actor=finance1, period_start=OCT_START, period_end=OCT_END, currency="HKD"
+    )
+    with pytest.raises(ValidationError) as exc:
+        runs.settlement_run_create(
+            actor=finance1, period_start=date(2026, 10, 15), period_end=OCT_END, currency="HKD"
+        )
+    assert "period_start" in exc.value.message_dict
+    # Another currency may settle the same month.
+    runs.settlement_run_create(
+        actor=finance1, period_start=OCT_START, period_end=OCT_END, currency="USD"
+    )
+
+
+def test_a_period_that_has_not_ended_cannot_be_settled(finance1):
+    with pytest.raises(ValidationError) as exc:
+        runs.settlement_run_create(
+            actor=finance1, period_start=date(2026, 11, 1), period_end=date(2099, 1, 1),
+            currency="HKD",
+        )  # fmt: skip
+    assert "period_end" in exc.value.message_dict
+
+
+def test_preparer_cannot_approve_own_run(finance1, django_capture_on_commit_callbacks):
+    # given
+    _world, run = calculated_run(finance1, django_capture_on_commit_callbacks)
+    runs.settlement_run_submit(actor=finance1, run=run)
+    # when / then
+    with pytest.raises(DomainError, match="prepared"):
+        runs.settlement_run_approve(actor=finance1, run=run)
+    run.refresh_from_db()
+    assert run.status == Status.SUBMITTED
+    assert not run.approvals.exists()
+
+
+def test_whoever_adjusted_a_run_cannot_approve_it(
+    finance1, finance2, finance3, django_capture_on_commit_callbacks
+):
+    world, run = calculated_run(finance1, django_capture_on_commit_callbacks)
+    runs.adjustment_create(
+        actor=finance2, run=run, partner=world.sub, amount=Decimal("-20.00"), reason="clawback"
+    )
+    runs.settlement_run_submit(actor=finance1, run=run)
+    with pytest.raises(DomainError, match="adjusted"):
+        runs.settlement_run_approve(actor=finance2, run=run)
+    runs.settlement_run_approve(actor=finance3, run=run)
+    run.refresh_from_db()
+    assert run.status == Status.APPROVED
+
+
+def test_large_runs_need_two_different_approvers(
+    finance1, finance2, finance3, settings, django_capture_on_commit_callbacks
+):
+    settings.SETTLEMENT_DUAL_APPROVAL_ABOVE = {"*": "1000"}
+    _world, run = calculated_run(finance1, django_capture_on_commit_callbacks)
+    run = runs.settlement_run_submit(actor=finance1, run=run)
+    assert run.approvals_required == 2
+    runs.settlement_run_approve(actor=finance2, run=run)
+    run.refresh_from_db()
+    assert run.status == Status.SUBMITTED
+    with pytest.raises(DomainError, match="already approved"):
+        runs.settlement_run_approve(actor=finance2, run=run)
+    runs.settlement_run_approve(actor=finance3, run=run, comment="checked against the ledger")
+    run.refresh_from_db()
+    assert run.status == Status.APPROVED
+    assert sorted(run.approvals.values_list("approver__username", flat=True)) == [
+        "finance2",
+        "finance3",
+    ]
+
+
+def test_small_runs_need_one_approver(finance1, finance2, django_capture_on_commit_callbacks):
+    _world, run = calculated_run(finance1, django_capture_on_commit_callbacks)
+    run = runs.settlement_run_submit(actor=finance1, run=run)
+    assert run.approvals_required == 1
+    runs.settlement_run_approve(actor=finance2, run=run)
+    run.refresh_from_db()
+    assert run.status == Status.APPROVED
+
+
+def test_rejection_returns_to_draft_with_the_reason_and_approvals_start_over(
+    finance1, finance2, finance3, settings, django_capture_on_commit_callbacks
+):
+    settings.SETTLEMENT_DUAL_APPROVAL_ABOVE = {"*": "1000"}
+    _world, run = calculated_run(finance1, django_capture_on_commit_callbacks)
+    runs.settlement_run_submit(actor=finance1, run=run)
+    runs.settlement_run_approve(actor=finance2, run=run)
+    runs.settlement_run_reject(actor=finance3, run=run, reason="Sub Agent rate is wrong")
+    run.refresh_from_db()
+    assert run.status == Status.DRAFT
+    assert run.rejection_reason == "Sub Agent rate is wrong"
+    statuses = list(run.history.order_by("history_id").values_list("status", flat=True))
+    assert statuses[-2:] == [Status.REJECTED, Status.DRAFT]
+    # recalculated and resubmitted: finance2's earlier approval does not count
+    with django_capture_on_commit_callbacks(execute=True):
+        runs.settlement_run_calculate(actor=finance1, run=run)
+    run = runs.settlement_run_submit(actor=finance1, run=run)
+    runs.settlement_run_approve(actor=finance3, run=run)
+    run.refresh_from_db()
+    assert run.status == Status.SUBMITTED
+    runs.settlement_run_approve(actor=finance2, run=run)
+    run.refresh_from_db()
+    assert run.status == Status.APPROVED
+
+
+def test_rejection_needs_a_reason(finance1, finance2, django_capture_on_commit_callbacks):
+    _world, run = calculated_run(finance1, django_capture_on_commit_callbacks)
+    runs.settlement_run_submit(actor=finance1, run=run)
+    with pytest.raises(ValidationError) as exc:
+        runs.settlement_run_reject(actor=finance2, run=run, reason="  ")
+    assert "reason" in exc.value.message_dict
+
+
+@pytest.mark.parametrize(
+    ("status", "call"),
+    [
+        (Status.DRAFT, "submit"),
+        (Status.CALCULATED, "approve"),
+        (Status.DRAFT, "reject"),
+        (Status.SUBMITTED, "calculate"),
+    ],
+)
+def test_invalid_transitions_raise_transition_error(finance1, finance2, status, call):
+    run = runs.settlement_run_create(
+        actor=finance1, period_start=OCT_START, period_end=OCT_END, currency="HKD"
+    )
+    SettlementRun.objects.filter(pk=run.pk).update(status=status)
+    actions = {
+        "submit": lambda: runs.settlement_run_submit(actor=finance1, run=run),
+        "approve": lambda: runs.settlement_run_approve(actor=finance2, run=run),
+        "reject": lambda: runs.settlement_run_reject(actor=finance2, run=run, reason="no"),
+        "calculate": lambda: runs.settlement_run_calculate(actor=finance1, run=run),
+    }
+    with pytest.raises(TransitionError):
+        actions[call]()
+
+
+def test_adjustments_move_the_statement_and_the_run_total(
+    finance1, django_capture_on_commit_callbacks
+):
+    world, run = calculated_run(finance1, django_capture_on_commit_callbacks)
+    runs.adjustment_create(
+        actor=finance1, run=run, partner=world.sub, amount=Decimal("30.50"), reason="bonus"
+    )
+    sub = Statement.objects.get(run=run, partner=world.sub)
+    assert sub.adjustments_total == Decimal("30.50")
+    assert sub.payable == Decimal("250.50")
+    run.refresh_from_db()
+    assert run.total_payable == Decimal("1250.50")
+    assert run.total_adjustments == Decimal("30.50")
+    with pytest.raises(ValidationError) as exc:
+        runs.adjustment_create(
+            actor=finance1, run=run, partner=world.sub, amount=Decimal("1.005"), reason="x"
+        )
+    assert "amount" in exc.value.message_dict
+    with pytest.raises(ValidationError) as exc:
+        runs.adjustment_create(
+            actor=finance1, run=run, partner=world.sub, amount=Decimal("5"), reason=""
+        )
+    assert "reason" in exc.value.message_dict
+
+
+def test_adjustments_survive_recalculation(finance1, django_capture_on_commit_callbacks):
+    world, run = calculated_run(finance1, django_capture_on_commit_callbacks)
+    runs.adjustment_create(
+        actor=finance1, run=run, partner=world.sub, amount=Decimal("-20.00"), reason="clawback"
+    )
+    with django_capture_on_commit_callbacks(execute=True):
+        runs.settlement_run_calculate(actor=finance1, run=run)
+    sub = Statement.objects.get(run=run, partner=world.sub)
+    assert sub.payable == Decimal("200.00")
+
+
+def test_negative_and_small_totals_carry_forward_to_the_next_run(
+    finance1, finance2, django_capture_on_commit_callbacks
+):
+    # given: Sub's October statement ends negative after a clawback
+    world, run = calculated_run(finance1, django_capture_on_commit_callbacks)
+    runs.adjustment_create(
+        actor=finance1, run=run, partner=world.sub, amount=Decimal("-300.00"), reason="clawback"
+    )
+    sub = Statement.objects.get(run=run, partner=world.sub)
+    assert (sub.total, sub.payable, sub.carried_out) == (
+        Decimal("-80.00"),
+        Decimal("0"),
+        Decimal("-80.00"),
+    )
+    runs.settlement_run_submit(actor=finance1, run=run)
+    runs.settlement_run_approve(actor=finance2, run=run)
+    # when: November is settled
+    november = runs.settlement_run_create(
+        actor=finance1, period_start=date(2026, 11, 1), period_end=date(2026, 11, 20),
+        currency="HKD",
+    )  # fmt: skip
+    with django_capture_on_commit_callbacks(execute=True):
+        runs.settlement_run_calculate(actor=finance1, run=november)
+    # then: the -80 arrives as carried in (the 1 Nov payment earns Sub 2.50 * 20 % = 0.50)
+    nov_sub = Statement.objects.get(run=november, partner=world.sub)
+    assert nov_sub.carried_in == Decimal("-80.00")
+    assert nov_sub.lines_total == Decimal("0.50")
+    assert nov_sub.carried_out == Decimal("-79.50")
+    assert nov_sub.payable == 0
+
+
+def test_approved_run_is_frozen_for_services_and_direct_saves(
+    finance1, finance2, django_capture_on_commit_callbacks
+):
+    world, run = calculated_run(finance1, django_capture_on_commit_callbacks)
+    runs.settlement_run_submit(actor=finance1, run=run)
+    runs.settlement_run_approve(actor=finance2, run=run)
+    run.refresh_from_db()
+    with pytest.raises(TransitionError):
+        runs.settlement_run_calculate(actor=finance1, run=run)
+    with pytest.raises(TransitionError):
+        runs.adjustment_create(
+            actor=finance1, run=run, partner=world.sub, amount=Decimal("1"), reason="late"
+        )
+    line = StatementLine.objects.filter(statement__run=run).first()
+    line.share = Decimal("999.00")
+    with pytest.raises(DomainError, match="frozen"):
+        line.save()
+    # delete() runs inside the caller's transaction: a savepoint keeps the test's usable.
+    with pytest.raises(DomainError, match="frozen"), transaction.atomic():
+        line.delete()
+    run.total_payable = Decimal("1")
+    with pytest.raises(DomainError, match="frozen"):
+        run.save()
+    statement = run.statements.first()
+    statement.payable = Decimal("0")
+    with pytest.raises(DomainError, match="frozen"):
+        statement.save()
+    # Its statements protect it from deletion before the guard is even asked.
+    with pytest.raises((DomainError, ProtectedError)), transaction.atomic():
+        SettlementRun.objects.get(pk=run.pk).delete()
+    assert SettlementRun.objects.filter(pk=run.pk, status=Status.APPROVED).exists()
+    assert StatementLine.objects.get(pk=line.pk).share != Decimal("999.00")
+
+
+def test_users_without_finance_rights_are_refused(sales1, finance1):
+    with pytest.raises(PermissionDenied):
+        runs.settlement_run_create(
+            actor=sales1, period_start=OCT_START, period_end=OCT_END, currency="HKD"
+        )
+
+
+def test_history_names_the_actor_and_the_task_origin(finance1, django_capture_on_commit_callbacks):
+    _world, run = calculated_run(finance1, django_capture_on_commit_callbacks)
+    calculated = run.history.filter(status=Status.CALCULATED).get()
+    assert calculated.history_user == finance1
+    assert calculated.history_origin == "task settlements.settlement_run_calculate"
+    line_history = StatementLine.history.filter(statement__run=run)
+    assert line_history.count() == StatementLine.objects.filter(statement__run=run).count()
+    assert set(line_history.values_list("history_user", flat=True)) == {finance1.pk}
