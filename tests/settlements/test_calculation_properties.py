@@ -111,7 +111,8 @@ def test_each_partner_is_paid_its_rate_or_its_spread_never_below_zero(world):
         for line in merchant.lines:
             own = result.partner_rate[line.partner_id].rate_bps
             if below is None:
-                assert line.role == "referrer" and line.rate_bps == own
+                assert line.role == "referrer"
+                assert line.rate_bps == own
             else:
                 assert line.rate_bps == max(own - below, 0)
                 assert line.negative_spread == (own < below)
