@@ -85,3 +85,16 @@ class AgreementTierFactory(factory.django.DjangoModelFactory):
     agreement = factory.SubFactory(AgreementFactory)
     from_volume = Decimal("0")
     rate_bps = Decimal("1000")
+
+
+class TransactionItemFactory(factory.DictFactory):
+    """One valid item for ``ingestion.transactions_ingest``; pass ``merchant=<id>``."""
+
+    external_id = factory.Sequence(lambda n: f"gw_{n:08d}")
+    kind = "payment"
+    amount = "100.00"
+    fee = "2.50"
+    cost = "1.20"
+    currency = "HKD"
+    payment_method = "card_domestic"
+    occurred_at = factory.LazyFunction(lambda: datetime.now(HK).isoformat(timespec="seconds"))

@@ -1,0 +1,412 @@
+"""transactions_ingest: every rule per item, idempotent storage, history, signal."""
+
+from datetime import timedelta
+from decimal import Decimal
+
+import pytest
+from django.core.exceptions import ValidationError
+from django.db import connection
+from django.test.utils import CaptureQueriesContext
+from django.utils import timezone
+
+from core import audit
+from merchants import services as merchant_services
+from merchants.models import Merchant
+from settlements import signals
+from settlements.models import Transaction
+from settlements.services import ingestion
+from tests.factories.merchants import MerchantFactory
+from tests.factories.settlements import (
+    TransactionFactory,
+    TransactionItemFactory,
+    TransactionSourceFactory,
+)
+
+pytestmark = pytest.mark.django_db
+
+
+@pytest.fixture
+def source():
+    return TransactionSourceFactory(code="acme-pay", name="Acme Pay")
+
+
+@pytest.fixture
+def merchant(admin1):
+    merchant = MerchantFactory(status=Merchant.Status.ONBOARDING)
+    return merchant_services.merchant_activate(merchant=merchant, actor=admin1, reason="test")
+
+
+def _ingest(actor, source, items):
+    return ingestion.transactions_ingest(actor=actor, source=source, items=items)
+
+
+def _item(merchant, **overrides):
+    return TransactionItemFactory(merchant=merchant.pk, **overrides)
+
+
+def test_valid_items_are_stored_with_every_field(finance1, source, merchant):
+    # given
+    occurred = "2026-10-15T14:30:00+08:00"
+    items = [
+        _item(
+            merchant,
+            external_id="pay_1",
+            amount="1250.50",
+            fee="31.26",
+            cost="15.01",
+            payment_method="alipay",
+            card_country="hk",
+            customer_ref="cus_9",
+            payer_email="payer@example.com",
+            payer_phone="+852 5555 0000",
+            card_fingerprint="fp_abc",
+            occurred_at=occurred,
+        ),
+        {
+            "external_id": "ref_1",
+            "mid": merchant.mid,
+            "kind": "refund",
+            "status": "pending",
+            "amount": -300,
+            "currency": "usd",
+            "occurred_at": "2026-10-16T01:00:00Z",
+        },
+    ]
+    # when
+    report = _ingest(finance1, source, items)
+    # then
+    assert (report.created, report.already_present, report.rejected) == (2, 0, 0)
+    assert report.errors == []
+    payment = Transaction.objects.get(external_id="pay_1")
+    assert report.created_ids == [payment.pk, Transaction.objects.get(external_id="ref_1").pk]
+    assert payment.source == source
+    assert payment.merchant == merchant
+    assert (payment.kind, payment.status) == ("payment", "settled")
+    assert (payment.amount, payment.fee, payment.cost) == (
+        Decimal("1250.50"),
+        Decimal("31.26"),
+        Decimal("15.01"),
+    )
+    assert (payment.currency, payment.payment_method, payment.card_country.code) == (
+        "HKD",
+        "alipay",
+        "HK",
+    )
+    assert (payment.customer_ref, payment.payer_email, payment.payer_phone) == (
+        "cus_9",
+        "payer@example.com",
+        "+852 5555 0000",
+    )
+    assert payment.card_fingerprint == "fp_abc"
+    assert payment.occurred_at == timezone.datetime.fromisoformat(occurred)
+    refund = Transaction.objects.get(external_id="ref_1")
+    assert refund.merchant == merchant  # found by MID
+    assert (refund.status, refund.amount, refund.currency) == ("pending", Decimal("-300"), "USD")
+    assert (refund.fee, refund.cost) == (Decimal("0"), Decimal("0"))
+
+
+def _now_plus(minutes: int) -> str:
+    return (timezone.now() + timedelta(minutes=minutes)).isoformat()
+
+
+@pytest.mark.parametrize(
+    ("changes", "field", "fragment"),
+    [
+        ({"external_id": None}, "external_id", "required"),
+        ({"external_id": "   "}, "external_id", "required"),
+        ({"external_id": "x" * 101}, "external_id", "100 characters"),
+        ({"external_id": ["a"]}, "external_id", "text"),
+        ({"amout": "1.00"}, "amout", "Unknown field"),
+        ({"merchant": None}, "merchant", "MID"),
+        ({"merchant": "twelve"}, "merchant", "whole number"),
+        ({"merchant": 1.5}, "merchant", "whole number"),
+        ({"merchant": 987654}, "merchant", "No merchant"),
+        ({"mid": "MXX99999999"}, "mid", "No merchant with this MID"),
+        ({"kind": None}, "kind", "required"),
+        ({"kind": "sale"}, "kind", "payment, refund"),
+        ({"kind": ["payment"]}, "kind", "payment, refund"),
+        ({"status": "done"}, "status", "settled"),
+        ({"amount": None}, "amount", "required"),
+        ({"amount": 12.5}, "amount", "as strings"),
+        ({"amount": "12,50"}, "amount", "not a number"),
+        ({"amount": "NaN"}, "amount", "not a number"),
+        ({"amount": "Infinity"}, "amount", "not a number"),
+        ({"amount": True}, "amount", "string"),
+        ({"amount": "12.345"}, "amount", "2 decimal places"),
+        ({"amount": "10000000000000000"}, "amount", "too large"),
+        ({"amount": "100.5", "currency": "JPY", "fee": "3", "cost": "1"}, "amount", "0 decimal"),
+        ({"fee": "0.001"}, "fee", "2 decimal places"),
+        ({"cost": "0.125"}, "cost", "2 decimal places"),
+        ({"cost": 0.1}, "cost", "as strings"),
+        ({"currency": None}, "currency", "required"),
+        ({"currency": "ABC"}, "currency", "ISO 4217"),
+        ({"currency": 344}, "currency", "ISO 4217"),
+        ({"kind": "refund", "amount": "10.00"}, "amount", "zero or negative"),
+        ({"kind": "chargeback", "amount": "0.01"}, "amount", "zero or negative"),
+        ({"kind": "payment", "amount": "-0.01"}, "amount", "must not be negative"),
+        ({"kind": "chargeback_reversal", "amount": "-5"}, "amount", "must not be negative"),
+        ({"occurred_at": None}, "occurred_at", "required"),
+        ({"occurred_at": "2026-10-15T14:30:00"}, "occurred_at", "offset"),
+        ({"occurred_at": "2026-10-15"}, "occurred_at", "offset"),
+        ({"occurred_at": "15/10/2026 14:30"}, "occurred_at", "ISO 8601"),
+        ({"occurred_at": 1760000000}, "occurred_at", "ISO 8601"),
+        ({"occurred_at": _now_plus(60)}, "occurred_at", "future"),
+        ({"payment_method": "cash"}, "payment_method", "alipay"),
+        ({"card_country": "ZZ"}, "card_country", "ISO 3166"),
+        ({"card_country": "HKG"}, "card_country", "ISO 3166"),
+        ({"payer_email": "not-an-address"}, "payer_email", "e-mail"),
+        ({"customer_ref": "c" * 101}, "customer_ref", "100 characters"),
+        ({"payer_phone": "1" * 31}, "payer_phone", "30 characters"),
+        ({"card_fingerprint": "f" * 65}, "card_fingerprint", "64 characters"),
+    ],
+)
+def test_each_rule_refuses_the_item_naming_its_field(
+    finance1, source, merchant, changes, field, fragment
+):
+    # given
+    item = _item(merchant, external_id="tx_checked")
+    for name, value in changes.items():
+        if value is None:
+            item.pop(name, None)
+        else:
+            item[name] = value
+    if "mid" in changes:
+        item.pop("merchant")
+    # when
+    report = _ingest(finance1, source, [item])
+    # then
+    assert (report.created, report.rejected) == (0, 1)
+    assert [(e.index, e.field) for e in report.errors] == [(0, field)]
+    assert fragment in report.errors[0].message
+    assert not Transaction.objects.exists()
+
+
+def test_a_merchant_id_and_a_mid_of_different_merchants_are_refused(finance1, source, merchant):
+    other = merchant_services.merchant_activate(
+        merchant=MerchantFactory(status=Merchant.Status.ONBOARDING), actor=finance1, reason="t"
+    )
+    report = _ingest(finance1, source, [_item(merchant, mid=other.mid)])
+    assert [(e.field, e.message) for e in report.errors] == [
+        ("mid", "This MID belongs to another merchant than the id given.")
+    ]
+
+
+def test_every_problem_of_an_item_is_reported_at_once(finance1, source, merchant):
+    item = {
+        "external_id": "",
+        "merchant": merchant.pk,
+        "kind": "refund",
+        "amount": "5.00",
+        "fee": "0.001",
+        "currency": "HKD",
+        "occurred_at": "yesterday",
+        "payer_email": "nope",
+        "colour": "red",
+    }
+    report = _ingest(finance1, source, [item])
+    assert report.rejected == 1
+    assert {e.field for e in report.errors} == {
+        "external_id",
+        "amount",
+        "fee",
+        "occurred_at",
+        "payer_email",
+        "colour",
+    }
+
+
+def test_an_item_that_is_not_an_object_is_refused(finance1, source, merchant):
+    report = _ingest(finance1, source, ["tx_1", _item(merchant)])
+    assert (report.created, report.rejected) == (1, 1)
+    assert report.errors[0][:2] == (0, "non_field_errors")
+
+
+def test_amounts_within_the_currency_scale_are_accepted_exactly(finance1, source, merchant):
+    items = [
+        _item(merchant, external_id="a", amount="12.500"),  # trailing zero, still cents
+        _item(merchant, external_id="b", amount=250, currency="JPY", fee="3", cost="0"),
+        _item(merchant, external_id="c", amount="1.125", currency="KWD", fee="0.001"),
+        _item(merchant, external_id="d", kind="refund", amount="0"),
+        _item(merchant, external_id="e", occurred_at=_now_plus(4)),  # clock drift
+    ]
+    report = _ingest(finance1, source, items)
+    assert (report.created, report.rejected) == (5, 0), report.errors
+    amounts = dict(Transaction.objects.values_list("external_id", "amount"))
+    assert amounts == {
+        "a": Decimal("12.5"),
+        "b": Decimal("250"),
+        "c": Decimal("1.125"),
+        "d": Decimal("0"),
+        "e": Decimal("100"),
+    }
+
+
+def test_valid_items_are_stored_beside_rejected_ones(finance1, source, merchant):
+    items = [
+        _item(merchant, external_id="ok_1"),
+        _item(merchant, external_id="bad_1", amount="1.001"),
+        _item(merchant, external_id="ok_2"),
+        _item(merchant, external_id="bad_2", kind="void"),
+    ]
+    report = _ingest(finance1, source, items)
+    assert (report.created, report.already_present, report.rejected) == (2, 0, 2)
+    assert [e.index for e in report.errors] == [1, 3]
+    assert set(Transaction.objects.values_list("external_id", flat=True)) == {"ok_1", "ok_2"}
+
+
+def test_more_than_a_thousand_items_are_refused_as_a_whole(finance1, source, merchant):
+    items = [_item(merchant) for _ in range(1001)]
+    with pytest.raises(ValidationError) as exc:
+        _ingest(finance1, source, items)
+    assert "items" in exc.value.message_dict
+    assert not Transaction.objects.exists()
+
+
+def test_a_replayed_batch_stores_each_transaction_once(finance1, source, merchant):
+    items = [_item(merchant) for _ in range(120)]
+    first = _ingest(finance1, source, items)
+    again = _ingest(finance1, source, items)
+    assert (first.created, first.already_present) == (120, 0)
+    assert (again.created, again.already_present, again.rejected) == (0, 120, 0)
+    assert again.created_ids == []
+    assert Transaction.objects.count() == 120
+    assert Transaction.history.count() == 120
+
+
+def test_a_transaction_already_in_the_ledger_counts_as_present(finance1, source, merchant):
+    TransactionFactory(source=source, merchant=merchant, external_id="known")
+    report = _ingest(finance1, source, [_item(merchant, external_id="known"), _item(merchant)])
+    assert (report.created, report.already_present) == (1, 1)
+    assert Transaction.objects.count() == 2
+
+
+def test_the_same_external_id_from_another_source_is_another_transaction(
+    finance1, source, merchant
+):
+    other = TransactionSourceFactory(code="other-pay")
+    _ingest(finance1, source, [_item(merchant, external_id="same")])
+    report = _ingest(finance1, other, [_item(merchant, external_id="same")])
+    assert report.created == 1
+    assert Transaction.objects.filter(external_id="same").count() == 2
+
+
+def test_within_a_batch_the_first_item_wins_and_repeats_are_already_present(
+    finance1, source, merchant
+):
+    items = [
+        _item(merchant, external_id="dup", amount="10.00"),
+        _item(merchant, external_id="dup", amount="99.00"),
+        _item(merchant, external_id="dup", amount="1.234"),  # invalid: rejected, not a repeat
+    ]
+    report = _ingest(finance1, source, items)
+    assert (report.created, report.already_present, report.rejected) == (1, 1, 1)
+    assert Transaction.objects.get(external_id="dup").amount == Decimal("10.00")
+
+
+def test_history_rows_name_the_actor_origin_and_reason(finance1, source, merchant):
+    # given
+    items = [_item(merchant, external_id=f"h{n}", amount=f"{n}.25") for n in range(3)]
+    # when
+    with audit.acting_as(finance1, origin="api 10.0.0.7"):
+        report = _ingest(finance1, source, items)
+    # then
+    rows = Transaction.history.filter(id__in=report.created_ids).order_by("id")
+    assert rows.count() == 3
+    for row, n in zip(rows, range(3), strict=True):
+        assert row.history_type == "+"
+        assert row.history_user_id == finance1.pk
+        assert row.history_origin == "api 10.0.0.7"
+        assert row.history_change_reason == "ingest acme-pay"
+        assert row.history_date is not None
+        assert (row.external_id, row.amount) == (f"h{n}", Decimal(f"{n}.25"))
+        assert (row.merchant_id, row.source_id, row.currency) == (merchant.pk, source.pk, "HKD")
+        stored = Transaction.objects.get(pk=row.id)
+        assert row.occurred_at == stored.occurred_at
+        assert row.created_at == stored.created_at
+        assert row.instance.external_id == stored.external_id
+
+
+def test_history_is_written_for_created_transactions_only(finance1, source, merchant):
+    items = [_item(merchant, external_id="once")]
+    _ingest(finance1, source, items)
+    _ingest(finance1, source, [*items, _item(merchant, external_id="twice")])
+    assert sorted(Transaction.history.values_list("external_id", flat=True)) == [
+        "once",
+        "twice",
+    ]
+
+
+def test_the_batch_looks_merchants_up_in_one_query(finance1, source, admin1):
+    merchants = [
+        merchant_services.merchant_activate(
+            merchant=MerchantFactory(status=Merchant.Status.ONBOARDING), actor=admin1, reason="t"
+        )
+        for _ in range(5)
+    ]
+    items = []
+    for n in range(200):
+        m = merchants[n % 5]
+        items.append(
+            TransactionItemFactory(mid=m.mid) if n % 2 else TransactionItemFactory(merchant=m.pk)
+        )
+    with CaptureQueriesContext(connection) as queries:
+        report = _ingest(finance1, source, items)
+    assert report.created == 200
+    merchant_table = Merchant._meta.db_table
+    assert sum(merchant_table in q["sql"] for q in queries.captured_queries) == 1
+
+
+class _Receiver:
+    def __init__(self) -> None:
+        self.calls: list[list[int]] = []
+
+    def __call__(self, sender, transaction_ids, **kwargs) -> None:
+        self.calls.append(list(transaction_ids))
+
+
+@pytest.fixture
+def received():
+    receiver = _Receiver()
+    signals.transactions_ingested.connect(receiver, dispatch_uid="test_ingestion")
+    yield receiver
+    signals.transactions_ingested.disconnect(dispatch_uid="test_ingestion")
+
+
+def test_the_signal_waits_for_commit_and_names_only_new_ids(
+    finance1, source, merchant, received, django_capture_on_commit_callbacks
+):
+    # given
+    TransactionFactory(source=source, merchant=merchant, external_id="old")
+    items = [_item(merchant, external_id="old"), _item(merchant), _item(merchant)]
+    # when
+    with django_capture_on_commit_callbacks(execute=False) as callbacks:
+        report = _ingest(finance1, source, items)
+    # then: nothing before commit, the two new ids after
+    assert received.calls == []
+    assert len(callbacks) == 1
+    callbacks[0]()
+    assert received.calls == [report.created_ids]
+    assert len(report.created_ids) == 2
+    old = Transaction.objects.get(external_id="old")
+    assert old.pk not in received.calls[0]
+
+
+def test_no_signal_when_nothing_was_created(
+    finance1, source, merchant, received, django_capture_on_commit_callbacks
+):
+    items = [_item(merchant)]
+    _ingest(finance1, source, items)
+    with django_capture_on_commit_callbacks(execute=True) as callbacks:
+        _ingest(finance1, source, items)
+        _ingest(finance1, source, [_item(merchant, amount="oops")])
+    assert callbacks == []
+    assert received.calls == []
+
+
+def test_check_alone_writes_nothing_and_reports_the_same_errors(finance1, source, merchant):
+    items = [_item(merchant), _item(merchant, currency="ZZZ")]
+    checked = ingestion.transactions_check(source=source, items=items)
+    assert len(checked.rows) == 1
+    assert checked.rejected == 1
+    assert checked.errors[0][:2] == (1, "currency")
+    assert not Transaction.objects.exists()
