@@ -28,6 +28,7 @@ USERS = [
     ("risk1", "Anan", "Srisuk", RISK, None),
     ("finance1", "Grace", "Wong", FINANCE, None),
     ("finance2", "Marco", "Santos", FINANCE, None),
+    ("finance3", "Aisha", "Rahman", FINANCE, None),
     ("admin1", "Olivia", "Ho", ADMIN, None),
 ]
 
