@@ -4,6 +4,7 @@ import csv
 import hashlib
 import io
 import re
+import threading
 import zlib
 from collections import defaultdict
 from datetime import date
@@ -12,7 +13,10 @@ from decimal import Decimal
 import pytest
 from django.contrib.auth.context_processors import PermWrapper
 from django.core.exceptions import PermissionDenied
+from django.db import connection
+from django.db.models.functions import Length
 from django.http import HttpResponse
+from django.template.defaultfilters import filesizeformat
 from django.template.loader import render_to_string
 from django.urls import include, path, reverse
 
@@ -29,6 +33,8 @@ from settlements.models import (
     StatementLine,
 )
 from settlements.services import exports
+from tests.conftest import restore_roles
+from tests.factories.core import UserFactory
 from tests.factories.merchants import MerchantFactory, PartnerFactory
 
 pytestmark = pytest.mark.django_db
@@ -117,10 +123,9 @@ def bank_account(partner: Partner, *, currency="HKD", number="004123456789012", 
     )
 
 
-@pytest.fixture
-def world(finance2):
+def build_world(preparer) -> dict:
     """An approved HKD run: two partners paid, one carrying forward (zero payable)."""
-    run = make_run(prepared_by=finance2)
+    run = make_run(prepared_by=preparer)
     jade, lotus, zero = (
         PartnerFactory(name="Jade Agents"),
         PartnerFactory(name="Lotus Referrals"),
@@ -146,11 +151,16 @@ def world(finance2):
         partner=jade,
         amount=Decimal("-50.00"),
         reason="Chargeback fee",
-        created_by=finance2,
+        created_by=preparer,
     )
     bank_account(jade, number="004123456789012")
     bank_account(lotus, number="024987654321098")
     return {"run": approve(run), "jade": jade, "lotus": lotus, "zero": zero}
+
+
+@pytest.fixture
+def world(finance2):
+    return build_world(finance2)
 
 
 def parse_csv(content: bytes) -> list[dict[str, str]]:
@@ -281,6 +291,40 @@ def test_history_names_the_exporter(world, finance1):
 # ---------------------------------------------------------------------------
 # The files
 # ---------------------------------------------------------------------------
+
+
+@pytest.mark.postgres
+@pytest.mark.django_db(transaction=True)
+def test_two_exports_at_once_store_one_set_of_files():
+    if connection.vendor != "postgresql":
+        pytest.skip("row locks are only meaningful on PostgreSQL; set DATABASE_URL to run")
+    restore_roles()  # an earlier transactional test's flush removed them
+    exporters = [UserFactory(username=f"exp{i}", roles=["finance"]) for i in range(2)]
+    run = build_world(UserFactory(username="prep", roles=["finance"]))["run"]
+    barrier = threading.Barrier(2)
+    results: list = []
+
+    def export(user):
+        try:
+            barrier.wait(timeout=10)
+            files = exports.settlement_run_export(run=run, actor=user)
+            results.append(sorted(e.pk for e in files))
+        except Exception as exc:  # reported by the assertions below
+            results.append(exc)
+        finally:
+            connection.close()
+
+    threads = [threading.Thread(target=export, args=(u,)) for u in exporters]
+    for thread in threads:
+        thread.start()
+    for thread in threads:
+        thread.join(timeout=30)
+    # the second waited for the first's lock, then found the run exported
+    assert len(results) == 2
+    assert results[0] == results[1]
+    assert SettlementExport.objects.filter(run=run).count() == 5
+    run.refresh_from_db()
+    assert run.status == Status.EXPORTED
 
 
 def _file(files, kind):
@@ -525,7 +569,9 @@ def _render_partial(user, run):
         "settlements/partials/run_exports.html",
         {
             "run": run,
-            "exports": run.exports.select_related("created_by"),
+            "exports": run.exports.select_related("created_by", "statement__partner")
+            .defer("content")
+            .annotate(size=Length("content")),
             "perms": PermWrapper(user),
             "csrf_token": "token",
         },
@@ -552,3 +598,7 @@ def test_partial_lists_the_files_with_download_links(world, finance1):
     assert html.count('data-testid="export-statement_pdf"') == 3
     assert html.count('data-testid="export-payout_csv"') == 1
     assert html.count('data-testid="export-journal_csv"') == 1
+    payout = _file(files, Kind.PAYOUT_CSV)
+    assert filesizeformat(len(bytes(payout.content))) in html
+    assert payout.sha256[:12] in html
+    assert "Small Fry" in html  # a statement PDF names its partner
