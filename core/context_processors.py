@@ -20,6 +20,12 @@ def navigation(request: HttpRequest) -> dict:
         {"label": _("Partners"), "url": reverse("merchants:partners"), "icon": "diagram-3"},
         {"label": _("API docs"), "url": reverse("api-docs"), "icon": "braces"},
     ]
+    if user.has_perm("settlements.view_settlementrun"):
+        partners_at = next(i for i, item in enumerate(items) if item["icon"] == "diagram-3")
+        items.insert(
+            partners_at + 1,
+            {"label": _("Settlements"), "url": reverse("settlements:runs"), "icon": "cash-coin"},
+        )
     if user.has_perm("onboarding.change_workflowdefinition"):
         items.append(
             {"label": _("Workflows"), "url": reverse("onboarding:workflows"), "icon": "diagram-2"}

@@ -1,10 +1,11 @@
-from settlements.views import agreements, exports, ledger, reconciliation, runs
+from settlements.views import agreements, exports, fx, ledger, reconciliation, runs
 
 app_name = "settlements"
 
 urlpatterns = [
     *ledger.urlpatterns,
     *agreements.urlpatterns,
+    *fx.urlpatterns,
     *runs.urlpatterns,
     *exports.urlpatterns,
     *reconciliation.urlpatterns,
