@@ -162,6 +162,85 @@ def transactions_ingest(
 
 
 # ---------------------------------------------------------------------------
+# CSV import
+# ---------------------------------------------------------------------------
+
+
+class RowError(NamedTuple):
+    line: int  # in the file, the header being line 1
+    column: str
+    message: str
+
+
+@dataclass
+class ImportReport:
+    rows: int = 0
+    valid: int = 0
+    already_present: int = 0
+    created: int = 0
+    written: bool = False
+    errors: list[RowError] = field(default_factory=list)
+    preview: list[dict] = field(default_factory=list)
+
+    @property
+    def invalid_rows(self) -> int:
+        return len({e.line for e in self.errors})
+
+
+def transactions_import(
+    *,
+    actor: User,
+    source: TransactionSource,
+    rows: list[tuple[int, dict]],
+    commit: bool,
+    only_valid: bool,
+) -> ImportReport:
+    """Check (dry run) or write the rows of a file, in batches of ``MAX_ITEMS``.
+
+    Each batch goes through ``transactions_check`` or ``transactions_ingest``
+    and commits on its own: a file stopped halfway can simply be imported
+    again, the rows already written then count as already present. With
+    errors and without ``only_valid``, nothing is written.
+    """
+    report = ImportReport(rows=len(rows))
+    write = commit
+    if commit and not only_valid:
+        # Refuses the whole file when any row is bad, before writing any.
+        dry = transactions_import(
+            actor=actor, source=source, rows=rows, commit=False, only_valid=False
+        )
+        if dry.errors:
+            dry.written = False
+            return dry
+    seen: set[str] = set()
+    for start in range(0, len(rows), MAX_ITEMS):
+        chunk = rows[start : start + MAX_ITEMS]
+        lines = [line for line, _item in chunk]
+        items = [item for _line, item in chunk]
+        if write:
+            result = transactions_ingest(actor=actor, source=source, items=items)
+            errors = result.errors
+            report.created += result.created
+            report.already_present += result.already_present
+            report.valid += result.created + result.already_present
+        else:
+            checked = transactions_check(source=source, items=items)
+            errors = checked.errors
+            report.valid += len(checked.rows)
+            external_ids = [row[1] for _index, row in checked.rows]
+            present = transactions_present(source=source, external_ids=external_ids)
+            for external_id in external_ids:
+                if external_id in present or external_id in seen:
+                    report.already_present += 1
+                seen.add(external_id)
+            for index, _row in checked.rows[: max(0, 20 - len(report.preview))]:
+                report.preview.append(items[index])
+        report.errors += [RowError(lines[e.index], e.field, e.message) for e in errors]
+    report.written = write
+    return report
+
+
+# ---------------------------------------------------------------------------
 # Gateway webhooks
 # ---------------------------------------------------------------------------
 
