@@ -1,10 +1,12 @@
 """transactions_ingest: every rule per item, idempotent storage, history, signal."""
 
+import io
 from datetime import timedelta
 from decimal import Decimal
 
 import pytest
 from django.core.exceptions import ValidationError
+from django.core.management import call_command
 from django.db import connection
 from django.test.utils import CaptureQueriesContext
 from django.utils import timezone
@@ -410,3 +412,25 @@ def test_check_alone_writes_nothing_and_reports_the_same_errors(finance1, source
     assert checked.rejected == 1
     assert checked.errors[0][:2] == (1, "currency")
     assert not Transaction.objects.exists()
+
+
+def test_the_demo_seed_fills_an_empty_ledger_once(merchant):
+    # given
+    out = io.StringIO()
+    # when
+    call_command("seed_transactions", stdout=out)
+    call_command("seed_transactions", stdout=out)
+    # then
+    count = Transaction.objects.count()
+    assert 2000 < count < 8000
+    assert "already has transactions" in out.getvalue()
+    assert out.getvalue().count("Webhook secret") == 1
+    assert set(Transaction.objects.values_list("currency", flat=True)) == {"HKD", "USD", "SGD"}
+    assert Transaction.objects.filter(kind="refund").exists()
+    assert not Transaction.objects.filter(kind="payment", amount__lt=0).exists()
+    row = Transaction.history.first()
+    assert (row.history_user.username, row.history_origin) == (
+        "system",
+        "command seed_transactions",
+    )
+    assert Transaction.history.count() == count
