@@ -15,16 +15,13 @@ from django.contrib.auth.context_processors import PermWrapper
 from django.core.exceptions import PermissionDenied
 from django.db import connection
 from django.db.models.functions import Length
-from django.http import HttpResponse
 from django.template.defaultfilters import filesizeformat
 from django.template.loader import render_to_string
-from django.urls import include, path, reverse
+from django.urls import reverse
 
-from config import urls as config_urls
 from core.exceptions import DomainError, TransitionError
 from core.models import SensitiveAccess
 from merchants.models import BankAccount, Partner
-from settlements import urls as settlement_urls
 from settlements.models import (
     Adjustment,
     SettlementExport,
@@ -514,30 +511,6 @@ def test_compliance_may_not_export(world, compliance1, web):
     assert not SettlementExport.objects.exists()
 
 
-# Until the run pages are routed, these two tests serve a stand-in run page
-# under the real name; the export views and their URLs are the real ones.
-def _run_page_stand_in(request, pk):
-    return HttpResponse(f"run {pk}")
-
-
-urlpatterns = [
-    path(
-        "settlements/",
-        include(
-            (
-                [
-                    *settlement_urls.urlpatterns,
-                    path("runs/<int:pk>/", _run_page_stand_in, name="run-detail"),
-                ],
-                "settlements",
-            )
-        ),
-    ),
-    *config_urls.urlpatterns,
-]
-
-
-@pytest.mark.urls(__name__)
 def test_export_page_exports_and_returns_to_the_run(world, finance1, web):
     response = web(finance1).post(reverse("settlements:run-export", args=[world["run"].pk]))
     assert response.status_code == 302
@@ -545,9 +518,13 @@ def test_export_page_exports_and_returns_to_the_run(world, finance1, web):
     world["run"].refresh_from_db()
     assert world["run"].status == Status.EXPORTED
     assert SettlementExport.objects.filter(run=world["run"]).count() == 5
+    # the run page lists the files through the exports partial
+    html = web(finance1).get(response["Location"]).content.decode()
+    payout = SettlementExport.objects.get(run=world["run"], kind=Kind.PAYOUT_CSV)
+    download = reverse("settlements:export-download", args=[world["run"].pk, payout.pk])
+    assert f'href="{download}" data-testid="export-payout_csv"' in html
 
 
-@pytest.mark.urls(__name__)
 def test_export_page_says_why_it_refused(world, finance1, web):
     BankAccount.objects.filter(partner=world["jade"]).delete()
     client = web(finance1)
