@@ -44,6 +44,8 @@ demo: migrate
 	$(PY) manage.py seed_demo
 	$(PY) manage.py load_screening_list --if-empty
 	$(PY) manage.py seed_workflow
+	$(PY) manage.py seed_settlements
+	$(PY) manage.py seed_transactions
 
 lint: deps
 	$(BIN)/ruff format --check .

@@ -26,6 +26,16 @@ def navigation(request: HttpRequest) -> dict:
             partners_at + 1,
             {"label": _("Settlements"), "url": reverse("settlements:runs"), "icon": "cash-coin"},
         )
+    if user.has_perm("settlements.view_transaction"):
+        api_at = next(i for i, item in enumerate(items) if item["icon"] == "braces")
+        items.insert(
+            api_at,
+            {
+                "label": _("Transactions"),
+                "url": reverse("settlements:transactions"),
+                "icon": "receipt",
+            },
+        )
     if user.has_perm("onboarding.change_workflowdefinition"):
         items.append(
             {"label": _("Workflows"), "url": reverse("onboarding:workflows"), "icon": "diagram-2"}
