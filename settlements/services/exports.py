@@ -192,8 +192,14 @@ def settlement_run_export(*, run: SettlementRun, actor: User) -> list[Settlement
 def settlement_export_download(
     *, export: SettlementExport, actor: User, ip_address: str | None = None
 ) -> SettlementExport:
-    """Hand out a stored file; the payout file's clear account numbers are a recorded read."""
+    """Hand out a stored file; the payout file's clear account numbers are a recorded read.
+
+    The payout file is for those who pay (``export_settlementrun``): readers of
+    runs such as compliance get the journal and statements, not bank numbers.
+    """
     if export.kind == SettlementExport.Kind.PAYOUT_CSV:
+        if not actor.has_perm(EXPORT_PERMISSION):
+            raise PermissionDenied
         _record_access(
             actor=actor,
             label=SettlementExport._meta.label_lower,

@@ -486,6 +486,18 @@ def test_downloading_the_payout_file_is_a_recorded_read(world, finance1, finance
     assert read.ip_address == "127.0.0.1"
 
 
+def test_compliance_reads_statements_but_not_the_payout_file(world, finance1, compliance1, web):
+    files = exports.settlement_run_export(run=world["run"], actor=finance1)
+    client = web(compliance1)
+    payout = _file(files, Kind.PAYOUT_CSV)
+    journal = _file(files, Kind.JOURNAL_CSV)
+    url = reverse("settlements:export-download", args=[world["run"].pk, payout.pk])
+    assert client.get(url).status_code == 403
+    assert not SensitiveAccess.objects.filter(user=compliance1).exists()
+    url = reverse("settlements:export-download", args=[world["run"].pk, journal.pk])
+    assert client.get(url).status_code == 200
+
+
 def test_sales_gets_404_for_a_download(world, finance1, sales1, web):
     files = exports.settlement_run_export(run=world["run"], actor=finance1)
     url = reverse("settlements:export-download", args=[world["run"].pk, files[0].pk])
