@@ -276,7 +276,9 @@ class FxFilterForm(StyledFormMixin, forms.Form):
 
 class FxRateForm(StyledFormMixin, forms.Form):
     rate_on = forms.DateField(label=_("Date"), widget=DateInput())
-    base = forms.ChoiceField(label=_("From currency"), choices=CURRENCY_CHOICES)
+    base = forms.ChoiceField(
+        label=_("From currency"), choices=[("", "---------"), *CURRENCY_CHOICES]
+    )
     quote = forms.ChoiceField(label=_("To currency"), choices=CURRENCY_CHOICES)
     rate = forms.DecimalField(
         label=_("Rate"),

@@ -66,7 +66,8 @@ def _list_page(
     user = request.user
     runs_qs = selectors.run_list(user=user)
     currencies = list(runs_qs.order_by("currency").values_list("currency", flat=True).distinct())
-    form = RunFilterForm(request.GET or None, currencies=currencies)
+    # Its own ids: the new-run form on the same page has a currency field too.
+    form = RunFilterForm(request.GET or None, currencies=currencies, auto_id="filter_%s")
     qs = runs_qs.annotate(
         # Approvals of the current round only: a rejection starts the count again.
         approvals_given=Count("approvals", filter=Q(approvals__submission=F("submission")))
@@ -184,9 +185,11 @@ def _run_page(
     can_approve = permissions.has_global(user, SettlementRun, "approve")
     can_adjust = run.is_editable and user.has_perm("settlements.add_adjustment")
 
+    # Approvals of the current round; a rejected round's approvals count no more.
+    in_approval = run.status == Status.SUBMITTED or run.is_frozen
     approvals = (
         list(run.approvals.filter(submission=run.submission).select_related("approver"))
-        if run.submission
+        if in_approval
         else []
     )
     approver_ids = {a.approver_id for a in approvals}
@@ -209,6 +212,7 @@ def _run_page(
         "can_approve": can_approve,
         "can_adjust": can_adjust,
         "approvals": approvals,
+        "in_approval": in_approval,
         "approve_blocked": blocked,
         "approve_form": forms.get("approve_form") or ApproveForm(),
         "reject_form": forms.get("reject_form") or RejectForm(),

@@ -362,6 +362,7 @@ def test_rejected_run_returns_to_draft_showing_the_reason_and_the_history(
     page = web(finance1).get(run.get_absolute_url())
     html = _text(page)
     assert 'data-testid="rejection-reason"' in html
+    assert 'data-testid="run-approvals"' not in html  # the rejected round's count is over
     assert "Sub Agent rate is wrong" in html
     moves = [(h["status"], h["reason"]) for h in page.context["history"]]
     assert moves == [
@@ -453,6 +454,8 @@ def test_page_polls_the_progress_partial_while_calculating(web, finance1):
     progress_url = reverse("settlements:run-progress", args=[run.pk])
     assert f'hx-get="{progress_url}"' in html
     assert 'hx-trigger="every 1s"' in html
+    assert "Adjustments can be added again when the calculation ends." in html
+    assert 'data-testid="calculate"' not in html
 
     partial = client.get(progress_url, headers={"HX-Request": "true"})
     assert partial.status_code == 200
