@@ -611,6 +611,31 @@ def test_statement_detail_shows_agreement_figures_lines_and_adjustments(
     assert 'data-testid="statement-pdf"' not in html  # no export yet
 
 
+def test_statement_detail_offers_its_pdf_once_exported(
+    web, finance1, django_capture_on_commit_callbacks
+):
+    from settlements.models import SettlementExport
+
+    world, run = _calculated(finance1, django_capture_on_commit_callbacks)
+    statement = Statement.objects.get(run=run, partner=world.sub)
+    export = SettlementExport.objects.create(
+        run=run,
+        kind=SettlementExport.Kind.STATEMENT_PDF,
+        statement=statement,
+        filename="statement.pdf",
+        content_type="application/pdf",
+        content=b"%PDF-1.4",
+        sha256="0" * 64,
+        created_by=finance1,
+    )
+    html = _text(web(finance1).get(statement.get_absolute_url()))
+    assert 'data-testid="statement-pdf"' in html
+    assert reverse("settlements:export-download", args=[run.pk, export.pk]) in html
+    # the other partner's statement has no PDF of its own
+    master = Statement.objects.get(run=run, partner=world.master)
+    assert 'data-testid="statement-pdf"' not in _text(web(finance1).get(master.get_absolute_url()))
+
+
 def test_statement_of_another_run_is_not_found(web, finance1, django_capture_on_commit_callbacks):
     _world, run = _calculated(finance1, django_capture_on_commit_callbacks)
     other = _run(finance1, currency="USD")
@@ -692,6 +717,7 @@ def _every_url(run: SettlementRun, statement: Statement, adjustment: Adjustment)
         ("post", reverse("settlements:adjustment-create", args=[run.pk])),
         ("post", reverse("settlements:adjustment-delete", args=[run.pk, adjustment.pk])),
         ("get", statement.get_absolute_url()),
+        ("post", reverse("settlements:run-export", args=[run.pk])),
         ("get", reverse("settlements:agreements")),
         ("get", reverse("settlements:agreement-create")),
         ("post", reverse("settlements:agreement-create")),
@@ -770,3 +796,48 @@ def test_settlements_appear_in_the_navigation_after_partners_for_finance_only(
 def test_a_user_without_any_role_gets_404(web):
     nobody = UserFactory(username="nobody")
     assert web(nobody).get(reverse("settlements:runs")).status_code == 404
+
+
+# ---------------------------------------------------------------------------
+# Money on the pages
+# ---------------------------------------------------------------------------
+
+
+@pytest.mark.parametrize(
+    ("value", "currency", "shown"),
+    [
+        (Decimal("1234.5"), "HKD", "1,234.50 HKD"),
+        (Decimal("1234.5"), "JPY", "1,235 JPY"),
+        (Decimal("1234.5"), "KWD", "1,234.500 KWD"),
+        (Decimal("-20"), "HKD", "-20.00 HKD"),
+        (Decimal("-0.001"), "HKD", "0.00 HKD"),
+        (None, "HKD", ""),
+    ],
+)
+def test_money_shows_the_currencys_minor_digits(value, currency, shown):
+    from settlements.templatetags.settlement_tags import money
+
+    assert money(value, currency) == shown
+
+
+@pytest.mark.parametrize(
+    ("value", "shown"),
+    [
+        (Decimal("4000.0000000000"), "4,000"),
+        (Decimal("3248.1203007519"), "3,248.1203"),
+        (Decimal("0"), "0"),
+        (Decimal("12.5"), "12.5"),
+    ],
+)
+def test_rates_show_without_trailing_zeros(value, shown):
+    from settlements.templatetags.settlement_tags import bps
+
+    assert bps(value) == shown
+
+
+def test_inverse_rate_and_percentages():
+    from settlements.templatetags.settlement_tags import inverse_rate, percent_of_bps
+
+    assert inverse_rate(Decimal("8")) == "0.125"
+    assert inverse_rate(Decimal("7.8")) == "0.1282051282"
+    assert percent_of_bps(Decimal("4000")) == "40.00 %"
