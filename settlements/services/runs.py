@@ -221,9 +221,9 @@ def _gather(run: SettlementRun) -> _Inputs:
         factor = rates.get((r["currency"], r["day"]), Decimal(1))
         acc = sums[r["merchant_id"]]
         acc[0] += r["n"]
-        acc[1] += r["amount"] * factor
-        acc[2] += r["fee"] * factor
-        acc[3] += r["cost"] * factor
+        acc[1] += _exact_sum(r["amount"]) * factor
+        acc[2] += _exact_sum(r["fee"]) * factor
+        acc[3] += _exact_sum(r["cost"]) * factor
     partner_of = dict(Merchant.objects.filter(pk__in=sums.keys()).values_list("pk", "partner_id"))
     figures = [
         calculation.MerchantFigures(
@@ -243,6 +243,19 @@ def _gather(run: SettlementRun) -> _Inputs:
         terms={pid: _terms(a) for pid, a in agreements.items()},
         agreements=agreements,
     )
+
+
+FOUR_PLACES = Decimal("0.0001")
+
+
+def _exact_sum(value: Decimal) -> Decimal:
+    """A database SUM of 4-place amounts, back to exactly 4 places.
+
+    PostgreSQL sums NUMERIC exactly; SQLite sums in binary floating point, so
+    a total may come back as 84.1400000000001. The true sum of 4-place values
+    has 4 places, and the float error is far below half of the 4th place.
+    """
+    return value.quantize(FOUR_PLACES)
 
 
 def _previous_carry(run: SettlementRun) -> dict[int, Decimal]:
@@ -467,12 +480,13 @@ def _set_run_totals(run: SettlementRun, statements: list[Statement]) -> None:
 
 
 def _adjustment_totals(run: SettlementRun) -> dict[int, Decimal]:
-    return dict(
-        run.adjustments.values("partner_id")
+    return {
+        partner_id: _exact_sum(total)
+        for partner_id, total in run.adjustments.values("partner_id")
         .annotate(total=Sum("amount"))
         .order_by()
         .values_list("partner_id", "total")
-    )
+    }
 
 
 # ---------------------------------------------------------------------------

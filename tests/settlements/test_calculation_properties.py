@@ -6,6 +6,7 @@ refunds and chargebacks (negative amounts), every merchant's partner shares
 plus the platform's retained amount equal its rounded basis exactly.
 """
 
+import decimal
 from decimal import ROUND_DOWN, ROUND_HALF_EVEN, ROUND_HALF_UP, Decimal
 
 from hypothesis import given, settings
@@ -90,7 +91,9 @@ def test_shares_plus_retained_equal_the_basis_exactly(world):
             assert _is_minor_unit(line.share, currency)
             assert line.rate_bps >= 0
             # Rounded once: within one minor unit of the exact share.
-            exact = merchant.figures.basis(merchant.basis_kind) * line.rate_bps / 10000
+            with decimal.localcontext() as ctx:
+                ctx.prec = calculation.PRECISION
+                exact = merchant.figures.basis(merchant.basis_kind) * line.rate_bps / 10000
             assert abs(line.share - exact) < Decimal(1).scaleb(-money.minor_units(currency))
     assert result.total_shares + result.total_retained == result.total_basis
     by_partner = result.lines_by_partner()
@@ -114,7 +117,9 @@ def test_each_partner_is_paid_its_rate_or_its_spread_never_below_zero(world):
                 assert line.role == "referrer"
                 assert line.rate_bps == own
             else:
-                assert line.rate_bps == max(own - below, 0)
+                with decimal.localcontext() as ctx:
+                    ctx.prec = calculation.PRECISION
+                    assert line.rate_bps == max(own - below, 0)
                 assert line.negative_spread == (own < below)
             below = own
 

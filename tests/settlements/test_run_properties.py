@@ -9,7 +9,6 @@ from datetime import date, datetime
 from decimal import Decimal
 from zoneinfo import ZoneInfo
 
-from django.db.models import Sum
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 from hypothesis.extra.django import TestCase
@@ -113,9 +112,14 @@ class RunConservationTest(TestCase):
         for row in bases:
             assert row.shares + row.retained == row.basis
             assert row.basis == money.quantize(row.basis, currency)
-        totals = bases.aggregate(b=Sum("basis"), s=Sum("shares"), r=Sum("retained"))
-        lines = StatementLine.objects.filter(statement__run=run).aggregate(s=Sum("share"))
-        statements = run.statements.aggregate(t=Sum("lines_total"))
-        assert run.total_basis == (totals["b"] or 0)
-        assert run.total_share == (totals["s"] or 0) == (lines["s"] or 0) == (statements["t"] or 0)
+        # Summed in Python: SQLite's SUM is floating point.
+        basis_total = sum(bases.values_list("basis", flat=True), Decimal(0))
+        shares_total = sum(bases.values_list("shares", flat=True), Decimal(0))
+        line_total = sum(
+            StatementLine.objects.filter(statement__run=run).values_list("share", flat=True),
+            Decimal(0),
+        )
+        statement_total = sum(run.statements.values_list("lines_total", flat=True), Decimal(0))
+        assert run.total_basis == basis_total
+        assert run.total_share == shares_total == line_total == statement_total
         assert run.total_share + run.platform_retained == run.total_basis
