@@ -25,9 +25,7 @@ def approved_run(finance1, finance2, django_capture_on_commit_callbacks):
     return run
 
 
-def test_even_a_superuser_cannot_change_or_delete_an_approved_run_in_the_admin(
-    web, approved_run
-):
+def test_even_a_superuser_cannot_change_or_delete_an_approved_run_in_the_admin(web, approved_run):
     # given
     root = UserFactory(username="root", is_staff=True, is_superuser=True)
     client = web(root)
