@@ -47,6 +47,10 @@ def navigation(request: HttpRequest) -> dict:
         item["active"] = path == item["url"] or (
             item["url"] not in ("/", "/merchants/") and path.startswith(item["url"])
         )
+    # Agreements, FX rates and reconciliation sit under Settlements too.
+    if path.startswith("/settlements/") and not any(i["active"] for i in items):
+        for item in items:
+            item["active"] = item["icon"] == "cash-coin"
     merchants_url = reverse("merchants:list")
     if path.startswith(merchants_url) and not any(i["active"] for i in items):
         items[1]["active"] = True

@@ -21,3 +21,12 @@ def test_sales_sees_neither(web, sales1):
     urls = _nav_urls(web(sales1))
     assert reverse("settlements:runs") not in urls
     assert reverse("settlements:transactions") not in urls
+
+
+def test_settlement_pages_keep_settlements_highlighted(web, finance1):
+    client = web(finance1)
+    for name in ("settlements:agreements", "settlements:fx-rates", "settlements:reconciliations"):
+        response = client.get(reverse(name))
+        active = [i["url"] for i in response.context["nav_items"] if i["active"]]
+        assert active == [reverse("settlements:runs")], name
+        assert reverse("settlements:reconciliations") in response.content.decode()
