@@ -20,6 +20,7 @@ service's checking, conflict handling and foreign keys.
 """
 
 import argparse
+import multiprocessing
 import os
 import platform
 import random
@@ -39,7 +40,7 @@ django.setup()
 
 from django.conf import settings  # noqa: E402
 from django.core.management import call_command  # noqa: E402
-from django.db import connection, transaction  # noqa: E402
+from django.db import connection, connections, transaction  # noqa: E402
 
 from core import audit  # noqa: E402
 from core import services as core_services  # noqa: E402
@@ -212,11 +213,73 @@ def _copy(
     return elapsed
 
 
+def _release_connections() -> None:
+    """Close every connection and pool, so that a fork shares no socket."""
+    connections.close_all()
+    for conn in connections.all():
+        conn.close_pool()
+
+
+def _ingest_share(barrier, results, index, args, batches, merchants, source_id, system_id, now):
+    """One client of ``_ingest_in_parallel``: every ``processes``-th batch."""
+    connections.close_all()  # nothing is open after _release_connections
+    source = TransactionSource.objects.get(pk=source_id)
+    system = User.objects.get(pk=system_id)
+    mine = [
+        _items(args.seed, batch_no, merchants, now)
+        for batch_no in range(index, batches, args.processes)
+    ]
+    created, cpu = 0, time.process_time()
+    barrier.wait(timeout=600)
+    start = time.perf_counter()
+    with audit.acting_as(system, origin="bench settlement_ingest"):
+        for items in mine:
+            created += ingestion.transactions_ingest(
+                actor=system, source=source, items=items
+            ).created
+    results.put((created, start, time.perf_counter(), time.process_time() - cpu))
+    _release_connections()
+
+
+def _ingest_in_parallel(args, batches, merchants, source, system, now) -> tuple[int, float, float]:
+    """Created rows, wall seconds from the common start to the last finish, CPU seconds.
+
+    Each process generates its items before the start, so only service calls
+    are timed; ``perf_counter`` is system-wide on Linux, comparable across
+    processes.
+    """
+    fork = multiprocessing.get_context("fork")
+    _release_connections()
+    barrier, results = fork.Barrier(args.processes), fork.Queue()
+    processes = [
+        fork.Process(
+            target=_ingest_share,
+            args=(barrier, results, index, args, batches, merchants, source.pk, system.pk, now),
+        )
+        for index in range(args.processes)
+    ]
+    for process in processes:
+        process.start()
+    outcomes = [results.get(timeout=3600) for _ in processes]
+    for process in processes:
+        process.join()
+    if any(process.exitcode for process in processes):
+        sys.exit("a client process failed")
+    wall = max(o[2] for o in outcomes) - min(o[1] for o in outcomes)
+    return sum(o[0] for o in outcomes), wall, sum(o[3] for o in outcomes)
+
+
 def main() -> None:
     parser = argparse.ArgumentParser()
     parser.add_argument("--rows", type=int, default=1_000_000)
     parser.add_argument("--merchants", type=int, default=2000)
     parser.add_argument("--seed", type=int, default=7)
+    parser.add_argument(
+        "--processes",
+        type=int,
+        default=1,
+        help="clients sending batches at once, as several API workers would",
+    )
     args = parser.parse_args()
     name = settings.DATABASES["default"]["NAME"]
     if connection.vendor != "postgresql" or "bench" not in str(name):
@@ -244,8 +307,12 @@ def main() -> None:
     ingest_s = 0.0
     ingest_cpu = 0.0
     created = 0
+    if args.processes > 1:
+        created, ingest_s, ingest_cpu = _ingest_in_parallel(
+            args, batches, merchants, source, system, now
+        )
     with audit.acting_as(system, origin="bench settlement_ingest"):
-        for batch_no in range(batches):
+        for batch_no in range(batches if args.processes == 1 else 0):
             items = _items(args.seed, batch_no, merchants, now)
             start, cpu = time.perf_counter(), time.process_time()
             report = ingestion.transactions_ingest(actor=system, source=source, items=items)
@@ -313,7 +380,10 @@ def main() -> None:
     ).stdout.strip()
     print(f"database: {pg_version}, {name}; git {sha}; {os.cpu_count()} CPUs; "
           f"Python {platform.python_version()}")  # fmt: skip
-    print(f"merchants: {len(merchants):,}; batches of {BATCH:,}; rows: {rows:,}")
+    print(
+        f"merchants: {len(merchants):,}; batches of {BATCH:,}; rows: {rows:,}; "
+        f"client processes: {args.processes}"
+    )
     print(
         f"load average (1 min) before/after the service runs: {load_before:.2f}/{load_after:.2f}; "
         f"this process's CPU in the service: {ingest_cpu * 1e6 / rows:.0f} µs/row"

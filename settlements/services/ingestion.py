@@ -93,6 +93,8 @@ class CheckedItems:
 
 def transactions_check(*, source: TransactionSource, items: list) -> CheckedItems:
     """Apply every rule to ``items`` without writing; one query for the merchants."""
+    if not source.is_active:
+        raise ValidationError({"source": _("This transaction source is not active.")})
     if not isinstance(items, list):
         raise ValidationError({"items": _("Send a list of transactions.")})
     if len(items) > MAX_ITEMS:
@@ -120,8 +122,8 @@ def transactions_ingest(
 ) -> IngestReport:
     """Store the valid items of a batch once each; report the rest per item.
 
-    Any caller that holds ``add_transaction`` (or the system user for
-    webhooks and commands). Idempotent by the unique (source, external_id):
+    The doors check ``add_transaction``; webhooks and commands act as the
+    system user. Idempotent by the unique (source, external_id):
     an item already in the ledger, from this batch, an earlier one or a
     concurrent one, is counted as already present. After commit,
     ``transactions_ingested`` announces the newly created ids.
@@ -205,7 +207,6 @@ def transactions_import(
     errors and without ``only_valid``, nothing is written.
     """
     report = ImportReport(rows=len(rows))
-    write = commit
     if commit and not only_valid:
         # Refuses the whole file when any row is bad, before writing any.
         dry = transactions_import(
@@ -219,7 +220,7 @@ def transactions_import(
         chunk = rows[start : start + MAX_ITEMS]
         lines = [line for line, _item in chunk]
         items = [item for _line, item in chunk]
-        if write:
+        if commit:
             result = transactions_ingest(actor=actor, source=source, items=items)
             errors = result.errors
             report.created += result.created
@@ -238,7 +239,7 @@ def transactions_import(
             for index, _row in checked.rows[: max(0, 20 - len(report.preview))]:
                 report.preview.append(items[index])
         report.errors += [RowError(lines[e.index], e.field, e.message) for e in errors]
-    report.written = write
+    report.written = commit
     return report
 
 

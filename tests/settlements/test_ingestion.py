@@ -434,3 +434,12 @@ def test_the_demo_seed_fills_an_empty_ledger_once(merchant):
         "command seed_transactions",
     )
     assert Transaction.history.count() == count
+
+
+def test_an_inactive_source_accepts_nothing(finance1, source, merchant):
+    source.is_active = False
+    source.save()
+    with pytest.raises(ValidationError) as exc:
+        _ingest(finance1, source, [_item(merchant)])
+    assert "source" in exc.value.message_dict
+    assert not Transaction.objects.exists()
