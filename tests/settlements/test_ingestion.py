@@ -160,6 +160,8 @@ def _now_plus(minutes: int) -> str:
         ({"customer_ref": "c" * 101}, "customer_ref", "100 characters"),
         ({"payer_phone": "1" * 31}, "payer_phone", "30 characters"),
         ({"card_fingerprint": "f" * 65}, "card_fingerprint", "64 characters"),
+        ({"external_id": "tx\x1f1"}, "external_id", "Control characters"),
+        ({"customer_ref": "line\nbreak"}, "customer_ref", "Control characters"),
     ],
 )
 def test_each_rule_refuses_the_item_naming_its_field(
@@ -443,3 +445,32 @@ def test_an_inactive_source_accepts_nothing(finance1, source, merchant):
         _ingest(finance1, source, [_item(merchant)])
     assert "source" in exc.value.message_dict
     assert not Transaction.objects.exists()
+
+
+def test_a_lone_item_with_blank_optional_fields_is_stored(finance1, source, merchant):
+    item = {
+        "external_id": "lone",
+        "merchant": merchant.pk,
+        "kind": "payment",
+        "amount": "1",
+        "currency": "HKD",
+        "occurred_at": "2026-10-15T14:30:00+08:00",
+        "customer_ref": "",
+        "payment_method": None,
+    }
+    assert _ingest(finance1, source, [item]).created == 1
+    stored = Transaction.objects.get()
+    assert (stored.customer_ref, stored.payment_method, stored.payer_email) == ("", "", "")
+    assert (stored.fee, stored.cost) == (Decimal("0"), Decimal("0"))
+
+
+def test_text_is_stored_exactly_whatever_punctuation_it_holds(finance1, source, merchant):
+    odd = 'a,"b"{c}\\d;e\'f NULL ü 支付'
+    items = [
+        _item(merchant, external_id=odd, customer_ref=odd, payer_phone="+852 (0) 1234"),
+        _item(merchant, external_id="NULL", customer_ref="{}"),
+    ]
+    assert _ingest(finance1, source, items).created == 2
+    assert Transaction.objects.get(external_id=odd).customer_ref == odd
+    assert Transaction.objects.get(external_id="NULL").customer_ref == "{}"
+    assert Transaction.history.get(external_id=odd).customer_ref == odd
