@@ -145,8 +145,8 @@ def _transactions(merchant_ids: list[int], count: int) -> None:
                 at = start + timedelta(seconds=rng.randint(0, 31 * 86400 - 1))
                 copy.write_row(
                     (now, now, source.pk, f"bench_{n:09d}", rng.choice(merchant_ids), kind,
-                     "settled", sign * amount, sign * fee, sign * cost, currency, "card", "HK",
-                     "", "", "", "", at.isoformat())
+                     "settled", sign * amount, sign * fee, sign * cost, currency,
+                     "card_domestic", "HK", "", "", "", "", at.isoformat())
                 )  # fmt: skip
     for day in range(31):
         on = PERIOD[0] + timedelta(days=day)

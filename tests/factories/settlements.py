@@ -42,7 +42,7 @@ class TransactionFactory(factory.django.DjangoModelFactory):
     fee = Decimal("2.50")
     cost = Decimal("1.00")
     currency = "HKD"
-    payment_method = "card"
+    payment_method = "card_domestic"
     occurred_at = factory.LazyFunction(lambda: datetime(2026, 10, 15, 12, 0, tzinfo=HK))
 
 
