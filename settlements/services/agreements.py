@@ -12,7 +12,7 @@ from django.db import transaction
 from django.db.models import Q
 from django.utils.translation import gettext as _
 
-from core import audit
+from core import audit, money
 from core.models import User
 from merchants.models import Partner
 from settlements.models import AgreementTier, RevenueShareAgreement
@@ -108,6 +108,7 @@ def agreement_create(
     agreement = RevenueShareAgreement(partner=partner, created_by=actor, **fields)
     parsed = validate_tiers(tiers)
     agreement.full_clean()
+    _check_scale(agreement, parsed)
     _check_against_others(agreement)
     audit.stamp(agreement, actor=actor, reason="agreement created")
     agreement.save()
@@ -136,6 +137,21 @@ def agreement_end(
     audit.stamp(agreement, actor=actor, reason="end date set")
     agreement.save(update_fields=["valid_to", "updated_at"])
     return agreement
+
+
+def _check_scale(agreement: RevenueShareAgreement, tiers: list[tuple[Decimal, Decimal]]) -> None:
+    """Money in the agreement's currency has at most that currency's decimals."""
+    try:
+        money.validate_scale(agreement.minimum_payout, agreement.currency)
+    except ValidationError as exc:
+        raise ValidationError({"minimum_payout": exc.messages}) from None
+    for n, (start, _rate) in enumerate(tiers, start=1):
+        try:
+            money.validate_scale(start, agreement.currency)
+        except ValidationError as exc:
+            raise ValidationError(
+                {"tiers": _("Tier %(n)d: %(error)s") % {"n": n, "error": exc.messages[0]}}
+            ) from None
 
 
 def _check_against_others(agreement: RevenueShareAgreement) -> None:

@@ -362,3 +362,28 @@ def test_history_names_the_actor_and_the_task_origin(finance1, django_capture_on
     line_history = StatementLine.history.filter(statement__run=run)
     assert line_history.count() == StatementLine.objects.filter(statement__run=run).count()
     assert set(line_history.values_list("history_user", flat=True)) == {finance1.pk}
+
+
+def test_agreement_money_has_at_most_the_currency_decimals(finance1):
+    from settlements.services import agreements
+    from tests.factories.merchants import PartnerFactory
+
+    partner = PartnerFactory()
+    common = {"basis": "fee", "tier_mode": "whole", "valid_from": date(2026, 1, 1)}
+    with pytest.raises(ValidationError) as exc:
+        agreements.agreement_create(
+            actor=finance1, partner=partner, currency="JPY", minimum_payout=Decimal("10.5"),
+            tiers=[{"from_volume": "0", "rate_bps": "100"}], **common,
+        )  # fmt: skip
+    assert "minimum_payout" in exc.value.message_dict
+    with pytest.raises(ValidationError) as exc:
+        agreements.agreement_create(
+            actor=finance1, partner=partner, currency="HKD",
+            tiers=[{"from_volume": "0", "rate_bps": "100"},
+                   {"from_volume": "1000.001", "rate_bps": "200"}], **common,
+        )  # fmt: skip
+    assert "tiers" in exc.value.message_dict
+    agreements.agreement_create(
+        actor=finance1, partner=partner, currency="KWD", minimum_payout=Decimal("10.125"),
+        tiers=[{"from_volume": "0", "rate_bps": "100.5"}], **common,
+    )  # fmt: skip
