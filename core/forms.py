@@ -1,4 +1,5 @@
 from django import forms
+from django.core import signing
 from django.utils.translation import gettext_lazy as _
 
 
@@ -50,3 +51,54 @@ class EnrolForm(StyledFormMixin, forms.Form):
             attrs={"autocomplete": "one-time-code", "autofocus": True, "inputmode": "numeric"}
         ),
     )
+
+
+class SignedUploadMixin(forms.Form):
+    """An upload checked in a dry run, then confirmed without uploading again.
+
+    The dry run's page carries the file's text back in ``payload``, signed and
+    compressed, so that the confirmation writes exactly what was checked.
+    Subclasses set ``SALT`` (one per kind of import) and ``MAX_BYTES``.
+    """
+
+    SALT = ""
+    MAX_BYTES = 5 * 1024 * 1024
+
+    file = forms.FileField(label=_("CSV file (UTF-8)"), required=False)
+    only_valid = forms.BooleanField(
+        label=_("Import only the valid rows (skip the ones with errors)"), required=False
+    )
+    payload = forms.CharField(required=False, widget=forms.HiddenInput)
+    confirm = forms.BooleanField(required=False, widget=forms.HiddenInput)
+
+    def __init__(self, *args, **kwargs) -> None:
+        super().__init__(*args, **kwargs)
+        self.fields["only_valid"].widget.attrs["class"] = "form-check-input"
+
+    def clean_payload(self) -> str:
+        value = self.cleaned_data.get("payload") or ""
+        if not value:
+            return ""
+        try:
+            return signing.loads(value, salt=self.SALT, max_age=3600)
+        except signing.BadSignature:
+            raise forms.ValidationError(
+                _("The confirmation was damaged or is over an hour old; upload the file again.")
+            ) from None
+
+    def clean(self):
+        data = super().clean()
+        upload = data.get("file")
+        if not data.get("payload") and not upload:
+            self.add_error("file", _("Choose a CSV file."))
+        if upload and upload.size > self.MAX_BYTES:
+            self.add_error(
+                "file",
+                _("The file is larger than %(mb)d MB; split it into smaller files.")
+                % {"mb": self.MAX_BYTES // (1024 * 1024)},
+            )
+        return data
+
+    @classmethod
+    def encode(cls, text: str) -> str:
+        return signing.dumps(text, salt=cls.SALT, compress=True)

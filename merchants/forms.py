@@ -1,10 +1,9 @@
 from django import forms
-from django.core import signing
 from django.utils.translation import gettext_lazy as _
 from django_countries import countries
 from django_countries.fields import LazyTypedChoiceField
 
-from core.forms import StyledFormMixin
+from core.forms import SignedUploadMixin, StyledFormMixin
 from core.models import Team, User
 from core.money import CURRENCY_CHOICES
 from merchants import csv_import, services
@@ -225,49 +224,20 @@ class PartnerForm(StyledFormMixin, forms.ModelForm):
         pass
 
 
-class ImportForm(StyledFormMixin, forms.Form):
+class ImportForm(StyledFormMixin, SignedUploadMixin):
     """First post: the file (dry run). Confirmation: the same text, carried back."""
+
+    SALT = "paycrm.merchants.import"
+    MAX_BYTES = csv_import.MAX_BYTES
 
     kind = forms.ChoiceField(
         label=_("Import"), choices=[("merchants", _("Merchants")), ("contacts", _("Contacts"))]
     )
-    file = forms.FileField(label=_("CSV file (UTF-8)"), required=False)
-    only_valid = forms.BooleanField(
-        label=_("Import only the valid rows (skip the ones with errors)"), required=False
-    )
-    payload = forms.CharField(required=False, widget=forms.HiddenInput)
-    confirm = forms.BooleanField(required=False, widget=forms.HiddenInput)
+    field_order = ["kind", "file", "only_valid"]
 
     def __init__(self, *args, kinds=(), **kwargs) -> None:
         super().__init__(*args, **kwargs)
         self.fields["kind"].choices = [c for c in self.fields["kind"].choices if c[0] in kinds]
-        self.fields["only_valid"].widget.attrs["class"] = "form-check-input"
-
-    def clean_payload(self) -> str:
-        value = self.cleaned_data.get("payload") or ""
-        if not value:
-            return ""
-        try:
-            # Signed: the confirmation imports exactly the file that was previewed.
-            return signing.loads(value, salt=self.SALT, max_age=3600)
-        except signing.BadSignature:
-            raise forms.ValidationError(
-                _("The confirmation was damaged or is over an hour old; upload the file again.")
-            ) from None
-
-    def clean(self):
-        data = super().clean()
-        if not data.get("payload") and not data.get("file"):
-            self.add_error("file", _("Choose a CSV file."))
-        if data.get("file") and data["file"].size > csv_import.MAX_BYTES:
-            self.add_error("file", _("The file is larger than 5 MB; split it into smaller files."))
-        return data
-
-    SALT = "paycrm.merchants.import"
-
-    @classmethod
-    def encode(cls, text: str) -> str:
-        return signing.dumps(text, salt=cls.SALT, compress=True)
 
 
 class ContractSignForm(forms.Form):

@@ -10,11 +10,10 @@ import csv
 import io
 
 from django import forms
-from django.core import signing
 from django.utils.translation import gettext
 from django.utils.translation import gettext_lazy as _
 
-from core.forms import StyledFormMixin
+from core.forms import SignedUploadMixin, StyledFormMixin
 from settlements.models import Transaction, TransactionSource
 from settlements.services import ingestion
 
@@ -60,47 +59,21 @@ class ImportRefused(Exception):
     """The file as a whole cannot be imported."""
 
 
-class TransactionImportForm(StyledFormMixin, forms.Form):
+class TransactionImportForm(StyledFormMixin, SignedUploadMixin):
     """First post: the file (dry run). Confirmation: the same text, signed, carried back."""
 
     SALT = "paycrm.settlements.transaction-import"
+    MAX_BYTES = MAX_BYTES
 
     source = forms.ModelChoiceField(
         label=_("Source"), queryset=TransactionSource.objects.none(), to_field_name="code"
     )
-    file = forms.FileField(label=_("CSV file (UTF-8)"), required=False)
-    only_valid = forms.BooleanField(
-        label=_("Import only the valid rows (skip the ones with errors)"), required=False
-    )
-    payload = forms.CharField(required=False, widget=forms.HiddenInput)
-    confirm = forms.BooleanField(required=False, widget=forms.HiddenInput)
+    field_order = ["source", "file", "only_valid"]
 
     def __init__(self, *args, sources=None, **kwargs) -> None:
         super().__init__(*args, **kwargs)
         if sources is not None:
             self.fields["source"].queryset = sources
-        self.fields["only_valid"].widget.attrs["class"] = "form-check-input"
-
-    def clean_payload(self) -> str:
-        value = self.cleaned_data.get("payload") or ""
-        if not value:
-            return ""
-        try:
-            # Signed: the confirmation imports exactly the file that was checked.
-            return signing.loads(value, salt=self.SALT, max_age=3600)
-        except signing.BadSignature:
-            raise forms.ValidationError(
-                _("The confirmation was damaged or is over an hour old; upload the file again.")
-            ) from None
-
-    def clean(self):
-        data = super().clean()
-        upload = data.get("file")
-        if not data.get("payload") and not upload:
-            self.add_error("file", _("Choose a CSV file."))
-        if upload and upload.size > MAX_BYTES:
-            self.add_error("file", _("The file is larger than 10 MB; split it into smaller files."))
-        return data
 
     def text(self) -> str:
         """The CSV text: carried back on confirmation, otherwise the upload's."""
@@ -117,10 +90,6 @@ class TransactionImportForm(StyledFormMixin, forms.Form):
             raise ImportRefused(
                 gettext("The file is not UTF-8 text; save it as CSV UTF-8.")
             ) from None
-
-    @classmethod
-    def encode(cls, text: str) -> str:
-        return signing.dumps(text, salt=cls.SALT, compress=True)
 
 
 def read_csv(text: str) -> list[tuple[int, dict[str, str]]]:
