@@ -15,7 +15,7 @@ from django.utils.translation import gettext_lazy as _
 
 from core.forms import SignedUploadMixin, StyledFormMixin
 from settlements.models import Transaction, TransactionSource
-from settlements.services import ingestion
+from settlements.services import ledger_rules
 
 MAX_ROWS = 50_000
 MAX_BYTES = 10 * 1024 * 1024
@@ -100,7 +100,7 @@ def read_csv(text: str) -> list[tuple[int, dict[str, str]]]:
     """
     reader = csv.DictReader(io.StringIO(text))
     headers = [h.strip() for h in (reader.fieldnames or [])]
-    columns = ingestion.ITEM_FIELDS
+    columns = ledger_rules.ITEM_FIELDS
     unknown = [h for h in headers if h and h not in columns]
     if unknown:
         raise ImportRefused(

@@ -35,7 +35,7 @@ from core.middleware import public
 from merchants.models import PaymentMethod
 from settlements import selectors
 from settlements.models import Transaction, TransactionSource
-from settlements.services import ingestion
+from settlements.services import ingestion, webhooks
 
 # ---------------------------------------------------------------------------
 # Serializers
@@ -294,7 +294,7 @@ class GatewayWebhookView(APIView):
         )
         if source is None:
             raise ValidationError({"source": _("No active transaction source with this code.")})
-        ingestion.webhook_signature_verify(
+        webhooks.webhook_signature_verify(
             secret=source.webhook_secret,
             header=request.headers.get("PayCRM-Signature", ""),
             body=raw,
@@ -311,7 +311,7 @@ class GatewayWebhookView(APIView):
             raise ValidationError(problems)
         system = core_services.system_user()
         with audit.acting_as(system, origin=f"webhook {source.code}"):
-            outcome = ingestion.webhook_event_process(
+            outcome = webhooks.webhook_event_process(
                 actor=system, source=source, event_id=event_id, item=data
             )
         code = status.HTTP_201_CREATED if outcome.status == "created" else status.HTTP_200_OK

@@ -26,7 +26,7 @@ from settlements.forms_ledger import (
     read_csv,
 )
 from settlements.models import Transaction
-from settlements.services import ingestion
+from settlements.services import ingestion, ledger_rules
 
 PAGE_SIZE = 50
 
@@ -66,7 +66,7 @@ def transaction_import_view(request: HttpRequest) -> HttpResponse:
         raise PermissionDenied
     sources = selectors.source_list(user=user).filter(is_active=True)
     form = TransactionImportForm(request.POST or None, request.FILES or None, sources=sources)
-    ctx = {"form": form, "columns": ingestion.ITEM_FIELDS, "max_rows": MAX_ROWS}
+    ctx = {"form": form, "columns": ledger_rules.ITEM_FIELDS, "max_rows": MAX_ROWS}
     if request.method == "POST" and form.is_valid():
         data = form.cleaned_data
         try:
