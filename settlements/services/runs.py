@@ -8,6 +8,7 @@ Locks go run → statements → lines. An approved run is frozen: see
 
 from __future__ import annotations
 
+import logging
 from collections import defaultdict
 from dataclasses import dataclass
 from datetime import date, timedelta
@@ -42,6 +43,7 @@ from settlements.selectors import day_start
 from settlements.services import fx
 
 Status = SettlementRun.Status
+logger = logging.getLogger(__name__)
 
 
 def lock_run(pk: int) -> SettlementRun:
@@ -296,6 +298,18 @@ def settlement_run_compute(*, run_id: int, actor: User) -> SettlementRun:
         return _write(run_id=run.pk, actor=actor, inputs=inputs, result=result)
     except DomainError as exc:
         return _fail(run_id=run.pk, actor=actor, message=exc.message)
+    except Exception:
+        # A run left "calculating" could never be recalculated: put it back to
+        # draft, say so, and keep the traceback in the log for whoever fixes it.
+        logger.exception("settlement run %s: calculation failed", run.pk)
+        return _fail(
+            run_id=run.pk,
+            actor=actor,
+            message=_(
+                "The calculation stopped on an unexpected error and changed nothing; "
+                "try again, and tell support if it happens again."
+            ),
+        )
 
 
 @transaction.atomic

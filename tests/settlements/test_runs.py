@@ -387,3 +387,25 @@ def test_agreement_money_has_at_most_the_currency_decimals(finance1):
         actor=finance1, partner=partner, currency="KWD", minimum_payout=Decimal("10.125"),
         tiers=[{"from_volume": "0", "rate_bps": "100.5"}], **common,
     )  # fmt: skip
+
+
+def test_an_unexpected_error_returns_the_run_to_draft_with_a_message(
+    finance1, django_capture_on_commit_callbacks, monkeypatch
+):
+    from settlements import calculation
+
+    build_world(actor=finance1)
+    run = runs.settlement_run_create(
+        actor=finance1, period_start=OCT_START, period_end=OCT_END, currency="HKD"
+    )
+
+    def broken(**kwargs):
+        raise ZeroDivisionError("boom")
+
+    monkeypatch.setattr(calculation, "calculate", broken)
+    with django_capture_on_commit_callbacks(execute=True):
+        runs.settlement_run_calculate(actor=finance1, run=run)
+    run.refresh_from_db()
+    assert run.status == Status.DRAFT
+    assert "unexpected error" in run.calculation_error
+    assert not run.statements.exists()
