@@ -136,9 +136,24 @@ def _lock_currency(currency: str) -> None:
 # ---------------------------------------------------------------------------
 
 
+def calculation_is_stale(run: SettlementRun) -> bool:
+    """Calculating for longer than a task may run: its message or worker was lost.
+
+    Progress ticks do not touch ``updated_at``, so it still says when the
+    calculation was requested; past the hard time limit the task is dead.
+    """
+    if run.status != Status.CALCULATING:
+        return False
+    limit = timedelta(seconds=settings.CELERY_TASK_TIME_LIMIT)
+    return run.updated_at < timezone.now() - limit
+
+
 @transaction.atomic
 def settlement_run_calculate(*, actor: User, run: SettlementRun) -> SettlementRun:
-    """Queue the calculation; the page polls the run's progress."""
+    """Queue the calculation; the page polls the run's progress.
+
+    A run stuck in calculating past the task time limit may be queued again.
+    """
     from settlements import tasks
 
     _require(actor, "change_settlementrun")
@@ -146,13 +161,12 @@ def settlement_run_calculate(*, actor: User, run: SettlementRun) -> SettlementRu
     run.calculation_error = ""
     run.progress = 0
     run.progress_note = _("Queued")
-    _move(
-        run,
-        Status.CALCULATING,
-        actor=actor,
-        reason="calculation requested",
-        fields=["calculation_error", "progress", "progress_note"],
-    )
+    fields = ["calculation_error", "progress", "progress_note"]
+    if calculation_is_stale(run):
+        audit.stamp(run, actor=actor, reason="calculation queued again after it stalled")
+        run.save(update_fields=[*fields, "updated_at"])
+    else:
+        _move(run, Status.CALCULATING, actor=actor, reason="calculation requested", fields=fields)
     transaction.on_commit(
         lambda: tasks.settlement_run_calculate.delay(run_id=run.pk, actor_id=actor.pk)
     )

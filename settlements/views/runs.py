@@ -209,6 +209,7 @@ def _run_page(
     ctx = {
         "run": run,
         "can_change": can_change,
+        "stale": runs.calculation_is_stale(run),
         "can_approve": can_approve,
         "can_adjust": can_adjust,
         "approvals": approvals,

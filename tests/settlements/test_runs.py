@@ -409,3 +409,36 @@ def test_an_unexpected_error_returns_the_run_to_draft_with_a_message(
     assert run.status == Status.DRAFT
     assert "unexpected error" in run.calculation_error
     assert not run.statements.exists()
+
+
+def test_a_stalled_calculation_can_be_queued_again_and_a_live_one_cannot(
+    finance1, web, django_capture_on_commit_callbacks
+):
+    from datetime import timedelta
+
+    from django.urls import reverse
+    from django.utils import timezone
+
+    build_world(actor=finance1)
+    run = runs.settlement_run_create(
+        actor=finance1, period_start=OCT_START, period_end=OCT_END, currency="HKD"
+    )
+    # given: a calculation requested just now whose message never reaches a worker
+    SettlementRun.objects.filter(pk=run.pk).update(status=Status.CALCULATING)
+    run.refresh_from_db()
+    with pytest.raises(TransitionError):
+        runs.settlement_run_calculate(actor=finance1, run=run)
+    page = web(finance1).get(run.get_absolute_url()).content.decode()
+    assert 'data-testid="restart"' not in page
+    # when: it has been calculating for longer than any task may run
+    SettlementRun.objects.filter(pk=run.pk).update(updated_at=timezone.now() - timedelta(hours=1))
+    page = web(finance1).get(run.get_absolute_url()).content.decode()
+    assert 'data-testid="restart"' in page
+    with django_capture_on_commit_callbacks(execute=True):
+        web(finance1).post(reverse("settlements:run-calculate", args=[run.pk]))
+    # then
+    run.refresh_from_db()
+    assert run.status == Status.CALCULATED
+    assert run.history.filter(
+        history_change_reason="calculation queued again after it stalled"
+    ).exists()
