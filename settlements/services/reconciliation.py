@@ -11,11 +11,9 @@ from __future__ import annotations
 import csv
 import io
 from dataclasses import dataclass
-from datetime import date, datetime, time, timedelta
+from datetime import date, datetime, timedelta
 from decimal import Decimal, InvalidOperation
-from zoneinfo import ZoneInfo
 
-from django.conf import settings
 from django.core.exceptions import PermissionDenied, ValidationError
 from django.db import transaction
 from django.utils import timezone
@@ -27,6 +25,7 @@ from core import audit
 from core.exceptions import DomainError
 from core.models import User
 from core.money import minor_units, validate_currency, validate_scale
+from settlements import selectors
 from settlements.models import (
     Reconciliation,
     ReconciliationItem,
@@ -207,11 +206,7 @@ def _parse_row(
 
 def _day_bounds(first: date, last: date) -> tuple[datetime, datetime]:
     """From the start of ``first`` to the start of the day after ``last``, local time."""
-    zone = ZoneInfo(settings.TIME_ZONE)
-    return (
-        datetime.combine(first, time.min, tzinfo=zone),
-        datetime.combine(last + timedelta(days=1), time.min, tzinfo=zone),
-    )
+    return selectors.day_start(first), selectors.day_start(last + timedelta(days=1))
 
 
 def _ledger(
