@@ -22,25 +22,16 @@ FROZEN_MESSAGE = "This settlement run is approved and frozen; it cannot change."
 _EXPORT_FIELDS = {"status", "updated_at"}
 
 
-def _run_id(instance) -> int | None:
+def _in_frozen_run(instance) -> bool:
+    """One query: does this record belong to an approved or exported run?"""
+    runs = SettlementRun.objects.filter(status__in=SettlementRun.FROZEN)
     if isinstance(instance, StatementLine):
-        return (
-            Statement.objects.filter(pk=instance.statement_id)
-            .values_list("run_id", flat=True)
-            .first()
-        )
-    return instance.run_id
-
-
-def _frozen(run_id: int | None) -> bool:
-    return (
-        run_id is not None
-        and SettlementRun.objects.filter(pk=run_id, status__in=SettlementRun.FROZEN).exists()
-    )
+        return runs.filter(statements=instance.statement_id).exists()
+    return instance.run_id is not None and runs.filter(pk=instance.run_id).exists()
 
 
 def refuse_child_change(sender, instance, **kwargs) -> None:
-    if _frozen(_run_id(instance)):
+    if _in_frozen_run(instance):
         raise DomainError(FROZEN_MESSAGE)
 
 
@@ -61,7 +52,7 @@ def refuse_run_change(sender, instance: SettlementRun, update_fields=None, **kwa
 
 
 def refuse_run_delete(sender, instance: SettlementRun, **kwargs) -> None:
-    if _frozen(instance.pk):
+    if SettlementRun.objects.filter(pk=instance.pk, status__in=SettlementRun.FROZEN).exists():
         raise DomainError(FROZEN_MESSAGE)
 
 

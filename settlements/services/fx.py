@@ -76,7 +76,7 @@ def fx_rates_import(*, actor: User, text: str) -> FxImportReport:
             raise DomainError(_("At most %(n)d rows per file.") % {"n": MAX_ROWS}, field="file")
         line = reader.line_num
         row = {(k or "").strip().lower(): (v or "").strip() for k, v in record.items()}
-        day = parse_date(row["date"]) if _is_iso_date(row["date"]) else None
+        day = _iso_date(row["date"])
         if day is None:
             report.errors.append((line, "date", _("Enter the date as YYYY-MM-DD.")))
         try:
@@ -111,11 +111,12 @@ def fx_rates_import(*, actor: User, text: str) -> FxImportReport:
     return report
 
 
-def _is_iso_date(value: str) -> bool:
+def _iso_date(value: str) -> date | None:
+    """The date, or None for text that is not a real YYYY-MM-DD date."""
     try:
-        return parse_date(value) is not None
+        return parse_date(value)
     except ValueError:
-        return False
+        return None
 
 
 class MissingRates(DomainError):
