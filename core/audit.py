@@ -10,7 +10,7 @@ from __future__ import annotations
 import contextlib
 import contextvars
 from collections.abc import Iterator
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from typing import TYPE_CHECKING, Any
 
 from django.db import models
@@ -25,6 +25,8 @@ class AuditContext:
     actor: Any = None  # a User, or None to fall back to the request's user
     origin: str = ""
     reason: str = ""
+    ip: str = ""  # web and API requests: the client's address and browser
+    user_agent: str = ""
 
 
 _context: contextvars.ContextVar[AuditContext] = contextvars.ContextVar(
@@ -55,7 +57,7 @@ def acting_as(actor: User | None, *, origin: str, reason: str = "") -> Iterator[
 def as_actor(actor: User | None, reason: str = "") -> Iterator[None]:
     """Attribute the block's history rows to ``actor``, keeping the current origin."""
     ctx = _context.get()
-    token = _context.set(AuditContext(actor=actor, origin=ctx.origin, reason=reason or ctx.reason))
+    token = _context.set(replace(ctx, actor=actor, reason=reason or ctx.reason))
     try:
         yield
     finally:
@@ -63,10 +65,10 @@ def as_actor(actor: User | None, reason: str = "") -> Iterator[None]:
 
 
 @contextlib.contextmanager
-def origin(origin: str) -> Iterator[None]:
+def origin(origin: str, *, ip: str = "", user_agent: str = "") -> Iterator[None]:
     """Record where the work comes from while keeping the current actor."""
     ctx = _context.get()
-    token = _context.set(AuditContext(actor=ctx.actor, origin=origin, reason=ctx.reason))
+    token = _context.set(replace(ctx, origin=origin, ip=ip, user_agent=user_agent[:300]))
     try:
         yield
     finally:

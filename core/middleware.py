@@ -65,10 +65,17 @@ class AuditContextMiddleware:
         self.get_response = get_response
 
     def __call__(self, request: HttpRequest) -> HttpResponse:
-        kind = "api" if request.path.startswith("/api/") else "web"
+        if request.path.startswith("/api/"):
+            kind = "api"
+        elif request.path.startswith(reverse("admin:index")):
+            kind = "admin"
+        else:
+            kind = "web"
+        ip = client_ip(request) or ""
+        agent = request.headers.get("user-agent", "")
         HistoricalRecords.context.request = request
         try:
-            with audit.origin(f"{kind} {client_ip(request) or '-'}"):
+            with audit.origin(f"{kind} {ip or '-'}", ip=ip, user_agent=agent):
                 return self.get_response(request)
         finally:
             del HistoricalRecords.context.request

@@ -220,3 +220,86 @@ class Notification(TimeStampedModel):
 
     def __str__(self) -> str:
         return self.title
+
+
+class AuditEntry(models.Model):
+    """One line of the compliance trail (PCI DSS 10.2): who did what to which
+    record, when, from where and why, with the fields it changed.
+
+    Entries are written in the writer's transaction with ``seq`` empty and
+    sealed right after it commits (``core.trail.seal``): the sealer numbers
+    them and stores ``hash = SHA-256(prev_hash + canonical content)``. The
+    table is insert-only; on PostgreSQL a trigger refuses every UPDATE but
+    the sealing one and every DELETE but of archived entries. It keeps no
+    simple-history of its own: the entry *is* the history, and its integrity
+    is the hash chain.
+    """
+
+    class Action(models.TextChoices):
+        CREATE = "create", _("Created")
+        UPDATE = "update", _("Updated")
+        DELETE = "delete", _("Deleted")
+        SIGN_IN = "sign_in", _("Signed in")
+        SIGN_IN_FAILED = "sign_in_failed", _("Sign-in failed")
+        SECOND_FACTOR_FAILED = "second_factor_failed", _("Second factor failed")
+        SECOND_FACTOR_VERIFIED = "second_factor_verified", _("Second factor verified")
+        DEVICE_ENROLLED = "device_enrolled", _("Authenticator enrolled")
+        BACKUP_CODE_USED = "backup_code_used", _("Backup code used")
+        LOCKED_OUT = "locked_out", _("Account locked")
+        UNLOCKED = "unlocked", _("Account unlocked")
+        SIGN_OUT = "sign_out", _("Signed out")
+        PERMISSION_GRANTED = "permission_granted", _("Permission granted")
+        PERMISSION_REVOKED = "permission_revoked", _("Permission revoked")
+        REVEAL = "reveal", _("Sensitive value revealed")
+        EXPORT = "export", _("Exported")
+        VERIFY = "verify", _("Trail verified")
+        ARCHIVE = "archive", _("Trail archived")
+
+    class ActorKind(models.TextChoices):
+        USER = "user", _("User")
+        API_KEY = "api_key", _("API key")
+        SYSTEM = "system", _("System")
+
+    created_at = models.DateTimeField(default=timezone.now, editable=False)
+    actor = models.ForeignKey(
+        settings.AUTH_USER_MODEL,
+        on_delete=models.DO_NOTHING,  # attribution outlives the account
+        db_constraint=False,
+        null=True,
+        blank=True,
+        related_name="+",
+    )
+    actor_label = models.CharField(max_length=150, blank=True)
+    actor_kind = models.CharField(max_length=10, choices=ActorKind, default=ActorKind.USER)
+    origin = models.CharField(max_length=255, blank=True)  # "web 192.0.2.1", "task x.y"
+    ip_address = models.GenericIPAddressField(null=True, blank=True)
+    user_agent = models.CharField(max_length=300, blank=True)
+    action = models.CharField(max_length=30, choices=Action)
+    success = models.BooleanField(default=True)
+    model = models.CharField(max_length=100)  # "merchants.merchant"
+    object_id = models.CharField(max_length=64, blank=True)
+    object_label = models.CharField(max_length=200, blank=True)
+    merchant_id = models.BigIntegerField(null=True, blank=True)
+    changes = models.JSONField(default=dict, blank=True)  # {"field": [before, after]}
+    reason = models.CharField(max_length=300, blank=True)
+    # The chain: set once by the sealer, never again.
+    seq = models.BigIntegerField(null=True, blank=True, unique=True, editable=False)
+    prev_hash = models.CharField(max_length=64, blank=True, editable=False)
+    hash = models.CharField(max_length=64, blank=True, editable=False)
+
+    class Meta:
+        ordering = ["-id"]
+        verbose_name_plural = _("audit entries")
+        indexes = [
+            models.Index(fields=["merchant_id", "-id"], name="audit_merchant"),
+            models.Index(fields=["model", "object_id", "-id"], name="audit_object"),
+            models.Index(fields=["actor", "-id"], name="audit_actor"),
+            models.Index(fields=["action", "-id"], name="audit_action"),
+            models.Index(fields=["created_at"], name="audit_time"),
+            models.Index(
+                fields=["id"], name="audit_unsealed", condition=models.Q(seq__isnull=True)
+            ),
+        ]
+
+    def __str__(self) -> str:
+        return f"#{self.pk} {self.action} {self.model}#{self.object_id} by {self.actor_label}"

@@ -1,5 +1,5 @@
 from django.contrib.auth.signals import user_logged_out
-from simple_history.signals import pre_create_historical_record
+from simple_history.signals import post_create_historical_record, pre_create_historical_record
 
 from core import audit
 
@@ -17,3 +17,6 @@ def _record_sign_out(sender, request, user, **kwargs) -> None:
 def connect() -> None:
     user_logged_out.connect(_record_sign_out, dispatch_uid="core.sign_out")
     pre_create_historical_record.connect(audit.set_history_origin, dispatch_uid="core.origin")
+    from core import trail
+
+    post_create_historical_record.connect(trail.append_from_history, dispatch_uid="core.trail")

@@ -175,6 +175,11 @@ class Merchant(TimeStampedModel):
             models.Index(fields=["registration_number"], name="merchant_regno"),
         ]
 
+    @property
+    def audit_merchant_id(self) -> int | None:
+        """The audit trail files a merchant's own changes under itself."""
+        return self.pk
+
     def __str__(self) -> str:
         return self.trading_name or self.legal_name
 
@@ -507,6 +512,10 @@ class PricingRate(TimeStampedModel):
                 name="pricing_rate_in_range",
             ),
         ]
+
+    @property
+    def audit_merchant_id(self) -> int | None:
+        return self.plan.merchant_id
 
     def __str__(self) -> str:
         return f"{self.get_method_display()}: {self.percent}% + {self.fixed_fee}"

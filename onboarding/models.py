@@ -198,6 +198,10 @@ class StepDecision(TimeStampedModel):
             )
         ]
 
+    @property
+    def audit_merchant_id(self) -> int | None:
+        return self.application.merchant_id
+
     def __str__(self) -> str:
         return f"{self.get_kind_display()} by {self.decided_by} on {self.step}"
 
@@ -215,6 +219,10 @@ class InformationRequest(TimeStampedModel):
 
     class Meta:
         ordering = ["-created_at", "-pk"]
+
+    @property
+    def audit_merchant_id(self) -> int | None:
+        return self.application.merchant_id
 
     def __str__(self) -> str:
         return f"Information request #{self.pk}"
@@ -275,6 +283,10 @@ class ComplianceCheck(TimeStampedModel):
                 fields=["application", "kind"], name="compliance_check_one_per_kind"
             )
         ]
+
+    @property
+    def audit_merchant_id(self) -> int | None:
+        return self.application.merchant_id
 
     def __str__(self) -> str:
         return f"{self.get_kind_display()}: {self.get_status_display()}"

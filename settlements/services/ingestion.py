@@ -20,7 +20,7 @@ from django.db import connection, transaction
 from django.utils import timezone
 from django.utils.translation import gettext as _
 
-from core import audit
+from core import audit, trail
 from core.models import User
 from settlements import signals
 from settlements.models import Transaction, TransactionSource
@@ -106,6 +106,23 @@ def transactions_ingest(
     ordered = [unique[key] for key in sorted(unique)]
     with transaction.atomic():
         created = _store([row for _index, row in ordered], stamp)
+        trail.append_many(
+            [
+                trail.new_entry(
+                    action=trail.Action.CREATE,
+                    model=Transaction._meta.label_lower,
+                    object_id=created[row[1]],
+                    object_label=f"{source.code} {row[1]}",
+                    merchant_id=row[2],
+                    changes=trail.row_changes(Transaction, _COLUMNS[: len(row)], row),
+                    reason=stamp.reason,
+                    actor=actor,
+                    when=stamp.date,
+                )
+                for _index, row in ordered
+                if row[1] in created
+            ]
+        )
     index_of = {row[1]: index for index, row in ordered}
     report.created_ids = [
         pk for _key, pk in sorted(created.items(), key=lambda kv: index_of[kv[0]])

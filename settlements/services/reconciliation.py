@@ -19,9 +19,8 @@ from django.db import transaction
 from django.utils import timezone
 from django.utils.dateparse import parse_date
 from django.utils.translation import gettext as _
-from simple_history.utils import bulk_create_with_history
 
-from core import audit
+from core import audit, trail
 from core.exceptions import DomainError
 from core.models import User
 from core.money import minor_units, validate_currency, validate_scale
@@ -335,13 +334,8 @@ def reconciliation_upload(
     reconciliation.save()
     for item in items:
         item.reconciliation = reconciliation
-    bulk_create_with_history(
-        items,
-        ReconciliationItem,
-        batch_size=500,
-        default_user=actor,
-        default_change_reason="uploaded",
-        custom_historical_attrs={"history_origin": audit.current().origin[:255]},
+    trail.bulk_create_with_history(
+        items, ReconciliationItem, batch_size=500, actor=actor, reason="uploaded"
     )
     return reconciliation
 

@@ -22,9 +22,8 @@ from django.db.models import Count, Q, Sum
 from django.db.models.functions import TruncDate
 from django.utils import timezone
 from django.utils.translation import gettext as _
-from simple_history.utils import bulk_create_with_history
 
-from core import audit, money
+from core import audit, money, trail
 from core.exceptions import DomainError, TransitionError
 from core.models import User
 from merchants.models import Merchant, Partner
@@ -461,13 +460,8 @@ def _write(
 
 def _bulk_create(objs: list, model, *, actor: User) -> list:
     """Insert in batches with one history row each, naming the actor and origin."""
-    return bulk_create_with_history(
-        objs,
-        model,
-        batch_size=1000,
-        default_user=actor,
-        default_change_reason="calculated",
-        custom_historical_attrs={"history_origin": audit.current().origin[:255]},
+    return trail.bulk_create_with_history(
+        objs, model, batch_size=1000, actor=actor, reason="calculated"
     )
 
 

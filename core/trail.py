@@ -1,0 +1,569 @@
+"""The compliance audit trail: one hash-chained line per change, sign-in, grant…
+
+Writing: every simple-history row appends an :class:`AuditEntry` from the
+``post_create_historical_record`` signal (:func:`append_from_history`); bulk
+paths build their entries in memory and insert them with one statement per
+batch (:func:`append_many`). Entries are written unsealed, in the writer's
+own transaction, so that a rolled-back change leaves no line behind.
+
+Sealing: right after a writing transaction commits, :func:`seal` takes a
+lock (a PostgreSQL advisory lock; SQLite has one writer anyway), numbers the
+committed unsealed entries in id order after the last sealed one and stores
+``hash = SHA-256(prev_hash + canonical content)``. Only the short sealing
+transaction is serialised, never the writers themselves, and an entry whose
+transaction commits while another sealer runs is picked up by its own
+sealer. Beat runs :func:`seal` every minute as a backstop.
+
+Checking: :func:`verify` walks the chain in ``seq`` order and reports the
+first entry whose content, link or number does not match.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import datetime as dt
+import hashlib
+import json
+import re
+from collections.abc import Iterable, Iterator
+from dataclasses import asdict, dataclass
+from decimal import Decimal
+from typing import Any
+
+from django.conf import settings
+from django.db import connection, models, transaction
+from django.utils import timezone
+from guardian.models.models import BaseObjectPermission, GroupObjectPermissionBase
+from simple_history.utils import bulk_create_with_history as _bulk_create_with_history
+
+from core import audit
+from core.crypto import EncryptedTextField
+from core.models import AuditEntry, AuthEvent, SensitiveAccess
+
+Action = AuditEntry.Action
+GENESIS = "0" * 64
+MASK = "••••"
+# Held while sealing; any 64-bit number no other part of the system uses.
+_SEAL_LOCK = 0x5041_5943_524D_0A01
+# Names that are secrets whatever their field type: shown as changed, never in clear.
+_SECRET_NAME = re.compile(
+    r"(secret|password|token|otp|fingerprint|_hash$|^key$|_key$)", re.IGNORECASE
+)
+# Bookkeeping columns that every save touches: not news to an auditor.
+_NOISE = {"updated_at"}
+_HASHED = (
+    "id",
+    "seq",
+    "created_at",
+    "actor_id",
+    "actor_label",
+    "actor_kind",
+    "origin",
+    "ip_address",
+    "user_agent",
+    "action",
+    "success",
+    "model",
+    "object_id",
+    "object_label",
+    "merchant_id",
+    "changes",
+    "reason",
+)
+_FAILURES = {
+    AuthEvent.Kind.SIGN_IN_FAILED,
+    AuthEvent.Kind.SECOND_FACTOR_FAILED,
+    AuthEvent.Kind.LOCKED_OUT,
+}
+
+
+# ---------------------------------------------------------------------------
+# Canonical form and hash
+# ---------------------------------------------------------------------------
+
+
+def _timestamp(value: dt.datetime) -> str:
+    return value.astimezone(dt.UTC).isoformat(timespec="microseconds")
+
+
+def content(entry: AuditEntry | dict) -> dict[str, Any]:
+    """What the hash covers: every column but the hash itself and prev_hash."""
+    get = entry.get if isinstance(entry, dict) else lambda name: getattr(entry, name)
+    out = {name: get(name) for name in _HASHED}
+    if isinstance(out["created_at"], dt.datetime):
+        out["created_at"] = _timestamp(out["created_at"])
+    return out
+
+
+def canonical(data: dict[str, Any]) -> bytes:
+    return json.dumps(data, sort_keys=True, separators=(",", ":"), ensure_ascii=False).encode()
+
+
+def entry_hash(prev_hash: str, entry: AuditEntry | dict) -> str:
+    return hashlib.sha256(prev_hash.encode() + b"\n" + canonical(content(entry))).hexdigest()
+
+
+# ---------------------------------------------------------------------------
+# Building entries
+# ---------------------------------------------------------------------------
+
+
+def is_masked(field: models.Field | None, name: str) -> bool:
+    return isinstance(field, EncryptedTextField) or bool(_SECRET_NAME.search(name))
+
+
+def render(value: Any) -> Any:
+    """A value as the trail stores it: JSON-stable, no floats, no objects."""
+    if value is None or isinstance(value, bool | int | str):
+        return value.replace("\x00", "") if isinstance(value, str) else value
+    if isinstance(value, dt.datetime):
+        return _timestamp(value) if timezone.is_aware(value) else value.isoformat()
+    if isinstance(value, dt.date | Decimal | float):
+        return str(value)
+    if isinstance(value, models.Model):
+        return str(value.pk)
+    if isinstance(value, list | tuple):
+        return json.dumps([render(v) for v in value], sort_keys=True, default=str)
+    return str(value)
+
+
+def _shown(field: models.Field | None, name: str, value: Any) -> Any:
+    if value in (None, ""):
+        return None
+    return MASK if is_masked(field, name) else render(value)
+
+
+def snapshot_changes(instance, fields: Iterable[models.Field], *, deleted: bool = False) -> dict:
+    """Every non-empty tracked value as ``[None, value]`` (or ``[value, None]``)."""
+    out = {}
+    for field in fields:
+        if field.name in _NOISE or field.primary_key:
+            continue
+        value = _shown(field, field.name, getattr(instance, field.attname, None))
+        if value is not None:
+            out[field.name] = [value, None] if deleted else [None, value]
+    return out
+
+
+def row_changes(model, columns: Iterable[str], values: Iterable[Any]) -> dict:
+    """``snapshot_changes`` for a row held as column values (raw SQL paths)."""
+    by_column = {f.column: f for f in model._meta.concrete_fields}
+    out = {}
+    for column, value in zip(columns, values, strict=True):
+        field = by_column[column]
+        if field.name in _NOISE or field.name == "created_at":
+            continue
+        shown = _shown(field, field.name, value)
+        if shown is not None:
+            out[field.name] = [None, shown]
+    return out
+
+
+def _diff(history_instance) -> dict:
+    previous = history_instance.prev_record
+    if previous is None:
+        return snapshot_changes(history_instance, history_instance.tracked_fields)
+    fields = {f.name: f for f in history_instance.tracked_fields}
+    out = {}
+    for change in history_instance.diff_against(previous, foreign_keys_are_objs=False).changes:
+        if change.field in _NOISE:
+            continue
+        field = fields.get(change.field)
+        out[change.field] = [
+            _shown(field, change.field, change.old),
+            _shown(field, change.field, change.new),
+        ]
+        if out[change.field][0] == out[change.field][1] == MASK:
+            out[change.field] = [MASK, MASK + " (changed)"]
+    return out
+
+
+def merchant_of(instance) -> int | None:
+    """The merchant a record belongs to: ``audit_merchant_id`` if the model
+    defines one (the merchant itself, records reached through a parent),
+    else its ``merchant_id`` column."""
+    if hasattr(type(instance), "audit_merchant_id"):
+        return instance.audit_merchant_id
+    value = getattr(instance, "merchant_id", None)
+    return value if isinstance(value, int) else None
+
+
+def _label(instance) -> str:
+    try:
+        return str(instance)[:200]
+    except Exception:  # a __str__ reaching a deleted parent must not lose the entry
+        return f"{instance._meta.verbose_name} #{instance.pk}"
+
+
+def _actor(actor, origin: str) -> dict[str, Any]:
+    if origin.startswith("webhook"):
+        kind = AuditEntry.ActorKind.API_KEY
+    elif actor is None or actor.username == settings.SYSTEM_USERNAME:
+        kind = AuditEntry.ActorKind.SYSTEM
+    else:
+        kind = AuditEntry.ActorKind.USER
+    label = actor.username if actor is not None else ""
+    if kind == AuditEntry.ActorKind.API_KEY:
+        label = origin.removeprefix("webhook").strip() or label
+    return {"actor": actor, "actor_label": label[:150], "actor_kind": kind}
+
+
+def new_entry(
+    *,
+    action: str,
+    model: str,
+    object_id: Any = "",
+    object_label: str = "",
+    merchant_id: int | None = None,
+    changes: dict | None = None,
+    reason: str = "",
+    success: bool = True,
+    actor: Any = "context",
+    when: dt.datetime | None = None,
+) -> AuditEntry:
+    """An unsaved entry with the current actor, origin, address and browser."""
+    ctx = audit.current()
+    who = ctx.actor if actor == "context" else actor
+    return AuditEntry(
+        created_at=when or timezone.now(),
+        **_actor(who, ctx.origin),
+        origin=ctx.origin[:255],
+        ip_address=ctx.ip or None,
+        user_agent=ctx.user_agent[:300],
+        action=action,
+        success=success,
+        model=model,
+        object_id=str(object_id or "")[:64],
+        object_label=object_label[:200],
+        merchant_id=merchant_id,
+        changes=changes or {},
+        reason=(reason or ctx.reason)[:300],
+    )
+
+
+# ---------------------------------------------------------------------------
+# Appending
+# ---------------------------------------------------------------------------
+
+
+def append(**fields: Any) -> AuditEntry:
+    """Write one entry now (exports, reveals, verifications…); see :func:`new_entry`."""
+    entry = new_entry(**fields)
+    entry.save(force_insert=True)
+    schedule_seal()
+    return entry
+
+
+def append_many(entries: list[AuditEntry], *, batch_size: int = 2000) -> None:
+    """Bulk paths: one INSERT per batch of entries."""
+    if entries:
+        AuditEntry.objects.bulk_create(entries, batch_size=batch_size)
+        schedule_seal()
+
+
+def _target(instance) -> models.Model | None:
+    try:
+        return instance.content_object
+    except models.ObjectDoesNotExist:  # revoked along with the record itself
+        return None
+
+
+def _entry_for_special(instance, history_instance, reason: str) -> AuditEntry | None:
+    history_type = history_instance.history_type
+    if isinstance(instance, AuthEvent) and history_type == "+":
+        entry = new_entry(
+            action=instance.kind,
+            model="core.user",
+            object_id=instance.user_id or "",
+            object_label=instance.username or (instance.user.username if instance.user else ""),
+            changes={"detail": [None, instance.detail]} if instance.detail else {},
+            reason=reason,
+            success=instance.kind not in _FAILURES,
+            actor=instance.user,
+        )
+        entry.ip_address = instance.ip_address
+        entry.user_agent = instance.user_agent or entry.user_agent
+        return entry
+    if isinstance(instance, SensitiveAccess) and history_type == "+":
+        merchant_id = None
+        try:
+            target_model = instance._meta.apps.get_model(instance.object_label)
+            target = target_model._default_manager.filter(pk=instance.object_id).first()
+            merchant_id = merchant_of(target) if target is not None else None
+        except (LookupError, ValueError):
+            target_model = None
+        return new_entry(
+            action=Action.REVEAL,
+            model=instance.object_label,
+            object_id=instance.object_id,
+            object_label=f"{instance.object_label} #{instance.object_id}",
+            merchant_id=merchant_id,
+            changes={"field": [None, instance.field]},
+            reason=instance.reason or reason,
+            actor=instance.user,
+        )
+    if isinstance(instance, BaseObjectPermission) and history_type in ("+", "-"):
+        target = _target(instance)
+        holder = instance.group if isinstance(instance, GroupObjectPermissionBase) else None
+        holder = holder or getattr(instance, "user", None)
+        detail = {
+            "permission": instance.permission.codename,
+            "group" if isinstance(instance, GroupObjectPermissionBase) else "user": str(holder),
+        }
+        granted = history_type == "+"
+        return new_entry(
+            action=Action.PERMISSION_GRANTED if granted else Action.PERMISSION_REVOKED,
+            model=target._meta.label_lower if target is not None else "",
+            object_id=getattr(target, "pk", "") or "",
+            object_label=_label(target) if target is not None else "",
+            merchant_id=merchant_of(target) if target is not None else None,
+            changes={k: [None, v] if granted else [v, None] for k, v in detail.items()},
+            reason=reason,
+            actor=history_instance.history_user,
+        )
+    return None
+
+
+def append_from_history(sender, instance, history_instance, **kwargs) -> None:
+    """``post_create_historical_record`` receiver: one entry per history row."""
+    actor = history_instance.history_user
+    reason = history_instance.history_change_reason or ""
+    entry = _entry_for_special(instance, history_instance, reason)
+    if entry is None:
+        history_type = history_instance.history_type
+        if history_type == "+":
+            action, changes = (
+                Action.CREATE,
+                snapshot_changes(history_instance, history_instance.tracked_fields),
+            )
+        elif history_type == "-":
+            action, changes = (
+                Action.DELETE,
+                snapshot_changes(history_instance, history_instance.tracked_fields, deleted=True),
+            )
+        else:
+            action, changes = Action.UPDATE, _diff(history_instance)
+        entry = new_entry(
+            action=action,
+            model=instance._meta.label_lower,
+            object_id=instance.pk,
+            object_label=_label(instance),
+            merchant_id=merchant_of(instance),
+            changes=changes,
+            reason=reason,
+            actor=actor,
+        )
+    entry.created_at = history_instance.history_date or entry.created_at
+    entry.save(force_insert=True)
+    schedule_seal()
+
+
+def created_entries(objs: Iterable[models.Model], *, actor: Any, reason: str) -> list:
+    """One "created" entry per stored object, built without touching the database."""
+    entries = []
+    for obj in objs:
+        entries.append(
+            new_entry(
+                action=Action.CREATE,
+                model=obj._meta.label_lower,
+                object_id=obj.pk,
+                object_label=_label(obj),
+                merchant_id=merchant_of(obj),
+                changes=snapshot_changes(obj, obj._meta.concrete_fields),
+                reason=reason,
+                actor=actor,
+            )
+        )
+    return entries
+
+
+def bulk_create_with_history(objs: list, model, *, batch_size: int, actor, reason: str) -> list:
+    """``bulk_create_with_history`` plus the trail: one INSERT per batch for
+    the rows, their history and their audit entries."""
+    stored = _bulk_create_with_history(
+        objs,
+        model,
+        batch_size=batch_size,
+        default_user=actor,
+        default_change_reason=reason,
+        custom_historical_attrs={"history_origin": audit.current().origin[:255]},
+    )
+    append_many(created_entries(stored, actor=actor, reason=reason), batch_size=batch_size)
+    return stored
+
+
+# ---------------------------------------------------------------------------
+# Sealing
+# ---------------------------------------------------------------------------
+
+
+def schedule_seal() -> None:
+    """Seal once the current transaction commits (one callback per transaction)."""
+    conn = transaction.get_connection()
+    if not conn.in_atomic_block:
+        seal()
+        return
+    # Django drops callbacks of a rolled-back savepoint with it, so looking
+    # for ours in the queue never leaves a transaction without one.
+    if not any(item[1] is seal for item in conn.run_on_commit):
+        transaction.on_commit(seal)
+
+
+def _lock() -> None:
+    if connection.vendor == "postgresql":
+        with connection.cursor() as cursor:
+            cursor.execute("SELECT pg_advisory_xact_lock(%s)", [_SEAL_LOCK])
+
+
+def seal(*, batch: int = 2000) -> int:
+    """Chain every committed unsealed entry; returns how many were sealed."""
+    total = 0
+    while True:
+        with transaction.atomic():
+            _lock()
+            last = (
+                AuditEntry.objects.filter(seq__isnull=False)
+                .order_by("-seq")
+                .values_list("seq", "hash")
+                .first()
+            )
+            pending = list(
+                AuditEntry.objects.filter(seq__isnull=True)
+                .order_by("id")
+                .select_for_update()[:batch]
+            )
+            if not pending:
+                return total
+            seq, prev = last or (0, GENESIS)
+            for entry in pending:
+                seq += 1
+                entry.seq = seq
+                entry.prev_hash = prev
+                entry.hash = prev = entry_hash(prev, entry)
+            AuditEntry.objects.bulk_update(pending, ["seq", "prev_hash", "hash"])
+        total += len(pending)
+        if len(pending) < batch:
+            return total
+
+
+# ---------------------------------------------------------------------------
+# Verifying
+# ---------------------------------------------------------------------------
+
+
+@dataclass
+class Verification:
+    intact: bool
+    entries: int  # sealed entries checked
+    pending: int = 0  # not sealed yet
+    first_seq: int | None = None
+    last_seq: int | None = None
+    last_hash: str = ""
+    broken_id: int | None = None
+    broken_seq: int | None = None
+    problem: str = ""
+    expected: str = ""
+    found: str = ""
+
+    def as_dict(self) -> dict:
+        return asdict(self)
+
+    def summary(self) -> str:
+        if self.intact:
+            return f"intact: {self.entries} entries" + (
+                f" (seq {self.first_seq}-{self.last_seq})" if self.entries else ""
+            )
+        return (
+            f"BROKEN at entry {self.broken_id} (seq {self.broken_seq}): {self.problem}; "
+            f"expected {self.expected}, found {self.found}"
+        )
+
+
+class ChainWalker:
+    """Feed entries (models or dicts) in ``seq`` order; remembers the first break."""
+
+    def __init__(self, *, anchor_seq: int = 0, anchor_hash: str = GENESIS) -> None:
+        self.result = Verification(intact=True, entries=0)
+        self.expected_seq = anchor_seq + 1 if anchor_seq else None
+        self.prev_hash = anchor_hash if anchor_seq else None
+
+    def feed(self, entry: AuditEntry | dict) -> bool:
+        get = entry.get if isinstance(entry, dict) else lambda name: getattr(entry, name)
+        result = self.result
+        seq, prev_hash, stored = get("seq"), get("prev_hash"), get("hash")
+        if self.expected_seq is None:  # first entry, no archive before it
+            self.expected_seq = 1
+            self.prev_hash = GENESIS
+        if seq != self.expected_seq:
+            return self._break(entry, "an entry is missing", str(self.expected_seq), str(seq))
+        if prev_hash != self.prev_hash:
+            return self._break(
+                entry, "link to the previous entry broken", self.prev_hash, prev_hash
+            )
+        recomputed = entry_hash(prev_hash, entry)
+        if recomputed != stored:
+            return self._break(entry, "content altered", recomputed, stored)
+        result.entries += 1
+        result.first_seq = result.first_seq or seq
+        result.last_seq, result.last_hash = seq, stored
+        self.expected_seq, self.prev_hash = seq + 1, stored
+        return True
+
+    def _break(self, entry, problem: str, expected: str, found: str) -> bool:
+        get = entry.get if isinstance(entry, dict) else lambda name: getattr(entry, name)
+        self.result.intact = False
+        self.result.broken_id, self.result.broken_seq = get("id"), get("seq")
+        self.result.problem, self.result.expected, self.result.found = problem, expected, found
+        return False
+
+
+def archive_anchor(first_seq: int) -> tuple[int, str]:
+    """(seq, hash) of the last archived entry before ``first_seq``, from the
+    archive entry that recorded it; (0, GENESIS) when nothing was archived."""
+    if first_seq <= 1:
+        return 0, GENESIS
+    for entry in AuditEntry.objects.filter(action=Action.ARCHIVE, seq__isnull=False):
+        through = (entry.changes.get("through_seq") or [None, None])[1]
+        if through == first_seq - 1:
+            return through, entry.changes["last_hash"][1]
+    return 0, GENESIS  # nothing explains the gap: the walk reports it
+
+
+def sealed_in_order(*, chunk: int = 5000) -> Iterator[AuditEntry]:
+    last = 0
+    while True:
+        rows = list(AuditEntry.objects.filter(seq__gt=last).order_by("seq")[:chunk])
+        if not rows:
+            return
+        yield from rows
+        last = rows[-1].seq
+
+
+def verify() -> Verification:
+    """Walk the sealed chain from its start (or the archive boundary)."""
+    first = AuditEntry.objects.filter(seq__isnull=False).order_by("seq").values("seq").first()
+    anchor_seq, anchor_hash = archive_anchor(first["seq"]) if first else (0, GENESIS)
+    walker = ChainWalker(anchor_seq=anchor_seq, anchor_hash=anchor_hash)
+    for entry in sealed_in_order():
+        if not walker.feed(entry):
+            break
+    walker.result.pending = AuditEntry.objects.filter(seq__isnull=True).count()
+    return walker.result
+
+
+def record_verification(result: Verification, *, actor=None) -> AuditEntry:
+    """Put the outcome on the trail itself; the compliance page shows the latest."""
+    with audit.as_actor(actor) if actor is not None else contextlib.nullcontext():
+        return append(
+            action=Action.VERIFY,
+            model="core.auditentry",
+            object_label="audit trail",
+            success=result.intact,
+            changes={
+                k: [None, render(v)] for k, v in result.as_dict().items() if v not in ("", None)
+            },
+        )
+
+
+def last_verification() -> AuditEntry | None:
+    return AuditEntry.objects.filter(action=Action.VERIFY).order_by("-id").first()
