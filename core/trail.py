@@ -82,7 +82,7 @@ _FAILURES = {
 # ---------------------------------------------------------------------------
 
 
-def _timestamp(value: dt.datetime) -> str:
+def timestamp(value: dt.datetime) -> str:
     return value.astimezone(dt.UTC).isoformat(timespec="microseconds")
 
 
@@ -91,7 +91,7 @@ def content(entry: AuditEntry | dict) -> dict[str, Any]:
     get = entry.get if isinstance(entry, dict) else lambda name: getattr(entry, name)
     out = {name: get(name) for name in _HASHED}
     if isinstance(out["created_at"], dt.datetime):
-        out["created_at"] = _timestamp(out["created_at"])
+        out["created_at"] = timestamp(out["created_at"])
     return out
 
 
@@ -117,7 +117,7 @@ def render(value: Any) -> Any:
     if value is None or isinstance(value, bool | int | str):
         return value.replace("\x00", "") if isinstance(value, str) else value
     if isinstance(value, dt.datetime):
-        return _timestamp(value) if timezone.is_aware(value) else value.isoformat()
+        return timestamp(value) if timezone.is_aware(value) else value.isoformat()
     if isinstance(value, dt.date | Decimal | float):
         return str(value)
     if isinstance(value, models.Model):
