@@ -1,12 +1,14 @@
 from django.urls import path
 from rest_framework.routers import DefaultRouter
 
+from core.audit_api import AuditEntryViewSet
 from merchants import api_nested
 from merchants.api import MerchantViewSet
 from onboarding.api import ApplicationViewSet, WorkflowViewSet
 from settlements import api_urls as settlement_api_urls
 
 router = DefaultRouter()
+router.register("audit/entries", AuditEntryViewSet, basename="audit-entry")
 router.register("merchants", MerchantViewSet, basename="merchant")
 router.register("partners", api_nested.PartnerViewSet, basename="partner")
 router.register("onboarding/applications", ApplicationViewSet, basename="application")

@@ -4,7 +4,7 @@ from django.utils.translation import gettext_lazy as _
 from simple_history.admin import SimpleHistoryAdmin
 
 from core import services
-from core.models import AuthEvent, Team, User
+from core.models import AuditEntry, AuthEvent, Team, User
 
 
 @admin.register(User)
@@ -34,6 +34,29 @@ class AuthEventAdmin(admin.ModelAdmin):
     list_filter = ("kind",)
     search_fields = ("username", "ip_address")
     date_hierarchy = "created_at"
+
+    def has_add_permission(self, request) -> bool:
+        return False
+
+    def has_change_permission(self, request, obj=None) -> bool:
+        return False
+
+    def has_delete_permission(self, request, obj=None) -> bool:
+        return False
+
+
+@admin.register(AuditEntry)
+class AuditEntryAdmin(admin.ModelAdmin):
+    """Read-only: no add, change or delete for anyone, superusers included.
+
+    The compliance pages (/audit/) are the place to read the trail; this
+    list is here so that the admin site offers no way to alter it.
+    """
+
+    list_display = ("id", "created_at", "actor_label", "action", "model", "object_label", "seq")
+    list_filter = ("action", "actor_kind")
+    search_fields = ("object_label", "actor_label")
+    show_full_result_count = False  # no COUNT(*) over millions of entries
 
     def has_add_permission(self, request) -> bool:
         return False

@@ -77,7 +77,8 @@ def origin(origin: str, *, ip: str = "", user_agent: str = "") -> Iterator[None]
 
 def stamp(instance: models.Model, *, actor: User | None, reason: str = "") -> None:
     """Name the actor and reason for the next history row of ``instance``."""
-    instance._history_user = actor
+    if actor is not None:  # None keeps the context's actor
+        instance._history_user = actor
     if reason:
         instance._change_reason = reason
 

@@ -325,7 +325,8 @@ def _entry_for_special(instance, history_instance, reason: str) -> AuditEntry | 
 
 
 def append_from_history(sender, instance, history_instance, **kwargs) -> None:
-    """``post_create_historical_record`` receiver: one entry per history row."""
+    """``post_create_historical_record`` receiver: one entry per history row
+    (except an update row that changed no tracked field)."""
     actor = history_instance.history_user
     reason = history_instance.history_change_reason or ""
     entry = _entry_for_special(instance, history_instance, reason)
@@ -343,6 +344,10 @@ def append_from_history(sender, instance, history_instance, **kwargs) -> None:
             )
         else:
             action, changes = Action.UPDATE, _diff(history_instance)
+            if not changes:
+                # A save that changed no tracked field (a sign-in touching only
+                # last_login, a repeated save) tells an auditor nothing.
+                return
         entry = new_entry(
             action=action,
             model=instance._meta.label_lower,

@@ -1,0 +1,107 @@
+"""/api/v1/audit/entries/: compliance reads the trail with the page's filters."""
+
+import pytest
+
+from core import trail
+from core.models import AuditEntry
+from tests.factories.merchants import MerchantFactory
+
+pytestmark = pytest.mark.django_db
+
+URL = "/api/v1/audit/entries/"
+
+
+def _bulk(n: int, **fields) -> None:
+    AuditEntry.objects.bulk_create(
+        [
+            AuditEntry(
+                action="update",
+                model="merchants.merchant",
+                object_id=str(i),
+                object_label=f"Bulk {i}",
+                **fields,
+            )
+            for i in range(n)
+        ]
+    )
+
+
+def test_compliance_lists_the_trail_newest_first_with_filters(api, compliance1, sales1):
+    mine = MerchantFactory(
+        owner=sales1, legal_name="Harbour Noodles Limited", trading_name="Harbour Noodles Limited"
+    )
+    MerchantFactory(owner=sales1, legal_name="Other Trading Limited")
+    trail.seal()
+    client = api(compliance1)
+    everything = client.get(URL).json()["results"]
+    ids = [e["id"] for e in everything]
+    assert ids == sorted(ids, reverse=True)
+    only = client.get(URL, {"merchant": mine.pk}).json()["results"]
+    assert only and {e["merchant_id"] for e in only} == {mine.pk}
+    created = client.get(URL, {"merchant": mine.pk, "action": "create"}).json()["results"]
+    [entry] = created
+    assert entry["object_label"] == "Harbour Noodles Limited"
+    assert entry["changes"]["legal_name"] == [None, "Harbour Noodles Limited"]
+    assert entry["sealed"] is True and len(entry["hash"]) == 64
+    by_text = client.get(URL, {"q": "harbour noodles"}).json()["results"]
+    assert {e["object_label"] for e in by_text} == {"Harbour Noodles Limited"}
+    detail = client.get(f"{URL}{entry['id']}/").json()
+    assert detail["hash"] == entry["hash"]
+
+
+def test_cursor_pages_do_not_repeat_or_skip(api, compliance1):
+    _bulk(7)
+    client = api(compliance1)
+    first = client.get(URL, {"page_size": 3, "model": "merchants.merchant"}).json()
+    seen = [e["id"] for e in first["results"]]
+    page = first
+    while page["next"]:
+        page = client.get(page["next"]).json()
+        seen += [e["id"] for e in page["results"]]
+    assert len(seen) == len(set(seen)) == 7
+    assert "count" not in first  # no COUNT(*) over millions
+
+
+@pytest.mark.parametrize("n", [5, 60])
+def test_list_runs_a_constant_number_of_queries(api, compliance1, n, django_assert_num_queries):
+    _bulk(n)
+    client = api(compliance1)
+    with django_assert_num_queries(9):
+        response = client.get(URL, {"model": "merchants.merchant"})
+    assert len(response.json()["results"]) == min(n, 50)
+
+
+def test_others_are_refused(api, sales1, finance1, admin1):
+    MerchantFactory(owner=sales1)
+    entry = AuditEntry.objects.first()
+    for user in (sales1, finance1, admin1):
+        client = api(user)
+        assert client.get(URL).status_code == 403
+        assert client.get(f"{URL}{entry.pk}/").status_code == 403
+
+
+def test_entries_cannot_be_written_through_the_api(api, compliance1, sales1):
+    MerchantFactory(owner=sales1)
+    entry = AuditEntry.objects.first()
+    client = api(compliance1)
+    assert client.post(URL, {"action": "create"}, format="json").status_code == 405
+    for method in (client.put, client.patch, client.delete):
+        assert method(f"{URL}{entry.pk}/", {}, format="json").status_code == 405
+    assert AuditEntry.objects.filter(pk=entry.pk, object_label=entry.object_label).exists()
+
+
+def test_the_endpoint_is_in_the_schema(api, compliance1):
+    schema = api(compliance1).get("/api/schema/", {"format": "json"}).json()
+    listing = schema["paths"]["/api/v1/audit/entries/"]["get"]
+    names = {p["name"] for p in listing["parameters"]}
+    assert {
+        "actor",
+        "action",
+        "model",
+        "object_id",
+        "merchant",
+        "date_from",
+        "date_to",
+        "q",
+    } <= names
+    assert "/api/v1/audit/entries/{id}/" in schema["paths"]

@@ -1,0 +1,414 @@
+"""The audit trail: one entry per change, whoever and wherever it came from;
+a chain that finds any edit; secrets never in clear."""
+
+import json
+
+import pytest
+from django.core.management import call_command
+from django.db import connection
+from django.urls import reverse
+
+from core import evidence, trail
+from core.models import AuditEntry, AuthEvent, Team
+from merchants import tasks
+from merchants.models import Merchant
+from merchants.services import records as merchant_services
+from tests.factories.merchants import MerchantFactory
+
+pytestmark = pytest.mark.django_db
+
+ACCOUNT = "004-123-456789012"
+
+
+def _new_entries(since: int):
+    return list(AuditEntry.objects.filter(id__gt=since).order_by("id"))
+
+
+def _last_id() -> int:
+    return AuditEntry.objects.order_by("-id").values_list("id", flat=True).first() or 0
+
+
+def _tamper(sql: str, params: list) -> None:
+    """Edit the table behind the application's back, as an intruder with SQL would."""
+    with connection.cursor() as cursor:
+        if connection.vendor == "postgresql":
+            cursor.execute("ALTER TABLE core_auditentry DISABLE TRIGGER core_auditentry_guard")
+        cursor.execute(sql, params)
+        if connection.vendor == "postgresql":
+            cursor.execute("ALTER TABLE core_auditentry ENABLE TRIGGER core_auditentry_guard")
+
+
+def _merchant_form(merchant, **changes):
+    return {
+        "legal_name": merchant.legal_name,
+        "registration_number": merchant.registration_number,
+        "country": "HK",
+        "business_type": "private_company",
+        "mcc": "5812",
+        "expected_monthly_volume": "1000",
+        "volume_currency": "HKD",
+        "status": "lead",
+        "risk_level": "medium",
+        **changes,
+    }
+
+
+# ---------------------------------------------------------------------------
+# One entry per change, with its actor and origin
+# ---------------------------------------------------------------------------
+
+
+def test_page_change_writes_one_entry_naming_user_address_and_browser(web, sales1):
+    merchant = MerchantFactory(owner=sales1, legal_name="Old Name Limited")
+    client = web(sales1)
+    since = _last_id()
+    response = client.post(
+        reverse("merchants:edit", args=[merchant.pk]),
+        _merchant_form(merchant, legal_name="New Name Limited"),
+        REMOTE_ADDR="192.0.2.10",
+        HTTP_USER_AGENT="Mozilla/5.0 AuditTest",
+    )
+    assert response.status_code == 302
+    [entry] = _new_entries(since)
+    assert entry.action == "update"
+    assert (entry.model, entry.object_id, entry.merchant_id) == (
+        "merchants.merchant",
+        str(merchant.pk),
+        merchant.pk,
+    )
+    assert entry.changes["legal_name"] == ["Old Name Limited", "New Name Limited"]
+    assert entry.actor == sales1 and entry.actor_kind == "user"
+    assert entry.origin == "web 192.0.2.10"
+    assert entry.ip_address == "192.0.2.10"
+    assert entry.user_agent == "Mozilla/5.0 AuditTest"
+    assert "updated_at" not in entry.changes
+
+
+def test_api_change_writes_one_entry_with_api_origin(api, sales1):
+    merchant = MerchantFactory(owner=sales1, trading_name="Before")
+    client = api(sales1)
+    since = _last_id()
+    response = client.patch(
+        f"/api/v1/merchants/{merchant.pk}/",
+        {"trading_name": "After"},
+        format="json",
+        REMOTE_ADDR="192.0.2.11",
+    )
+    assert response.status_code == 200, response.json()
+    [entry] = _new_entries(since)
+    assert entry.changes == {"trading_name": ["Before", "After"]}
+    assert entry.actor == sales1
+    assert entry.origin == "api 192.0.2.11"
+
+
+def test_admin_change_writes_one_entry_with_admin_origin(client, admin1):
+    from tests.conftest import sign_in_verified
+
+    admin1.is_superuser = True  # the admin site's team form needs change_team
+    admin1.save()
+    team = Team.objects.create(name="Kowloon", group=_group("Kowloon team"))
+    sign_in_verified(client, admin1)
+    since = _last_id()
+    response = client.post(
+        reverse("admin:core_team_change", args=[team.pk]),
+        {"name": "Kowloon East", "group": team.group_id, "manager": ""},
+        REMOTE_ADDR="192.0.2.12",
+    )
+    assert response.status_code == 302, response.content[:2000]
+    [entry] = _new_entries(since)
+    assert (entry.model, entry.action) == ("core.team", "update")
+    assert entry.changes == {"name": ["Kowloon", "Kowloon East"]}
+    assert entry.actor == admin1
+    assert entry.origin == "admin 192.0.2.12"
+
+
+def _group(name):
+    from django.contrib.auth.models import Group
+
+    return Group.objects.create(name=name)
+
+
+def test_celery_task_change_names_the_requesting_user_and_the_task(admin1, sales1, sales2):
+    merchant = MerchantFactory(owner=sales1)
+    since = _last_id()
+    tasks.merchant_transfer_owner.apply(
+        kwargs={
+            "merchant_ids": [merchant.pk],
+            "new_owner_id": sales2.pk,
+            "actor_id": admin1.pk,
+            "reason": "handover",
+        }
+    ).get()
+    entries = _new_entries(since)
+    [update] = [e for e in entries if e.model == "merchants.merchant" and e.action == "update"]
+    assert update.changes["owner"] == [str(sales1.pk), str(sales2.pk)] or update.changes[
+        "owner"
+    ] == [sales1.pk, sales2.pk]
+    assert update.reason == "handover"
+    # The owner's object permissions move with the merchant: those are grants
+    # and revocations, each its own entry, from the same actor and task.
+    others = [e for e in entries if e is not update]
+    assert others and {e.action for e in others} <= {"permission_granted", "permission_revoked"}
+    for entry in entries:
+        assert entry.actor == admin1
+        assert entry.origin == "task merchants.merchant_transfer_owner"
+        assert entry.merchant_id == merchant.pk
+
+
+def test_management_command_change_names_the_system_and_the_command(tmp_path):
+    path = tmp_path / "list.csv"
+    path.write_text(
+        "name,aliases,country,source\nIvan Sanctioned,,RU,OFAC test\n", encoding="utf-8"
+    )
+    since = _last_id()
+    call_command("load_screening_list", str(path))
+    entries = [e for e in _new_entries(since) if e.model != "core.user"]
+    [entry] = entries
+    assert (entry.model, entry.action) == ("onboarding.screeningentry", "create")
+    assert entry.changes["name"] == [None, "Ivan Sanctioned"]
+    assert entry.actor.username == "system" and entry.actor_kind == "system"
+    assert entry.origin == "command load_screening_list"
+
+
+def test_rolled_back_change_leaves_no_entry(sales1):
+    merchant = MerchantFactory(owner=sales1)
+    since = _last_id()
+    with pytest.raises(RuntimeError), __import__("django").db.transaction.atomic():
+        merchant.legal_name = "Never Happened Limited"
+        merchant.save()
+        raise RuntimeError
+    assert _new_entries(since) == []
+
+
+def test_sign_ins_and_failures_are_on_the_trail(client, sales1):
+    since = _last_id()
+    client.post(
+        reverse("core:login"),
+        {"username": "sales1", "password": "wrong"},
+        REMOTE_ADDR="192.0.2.13",
+    )
+    [failed] = [e for e in _new_entries(since) if e.action == "sign_in_failed"]
+    assert failed.success is False
+    assert failed.object_label == "sales1" and failed.model == "core.user"
+    assert failed.ip_address == "192.0.2.13"
+    assert AuthEvent.objects.filter(kind="sign_in_failed").count() == 1
+
+
+def test_permission_grant_is_an_entry(sales1, sales2):
+    from guardian.shortcuts import assign_perm
+
+    merchant = MerchantFactory(owner=sales1)
+    since = _last_id()
+    assign_perm("merchants.view_merchant", sales2, merchant)
+    [entry] = _new_entries(since)
+    assert entry.action == "permission_granted"
+    assert (entry.model, entry.object_id, entry.merchant_id) == (
+        "merchants.merchant",
+        str(merchant.pk),
+        merchant.pk,
+    )
+    assert entry.changes == {"permission": [None, "view_merchant"], "user": [None, str(sales2)]}
+
+
+def test_child_records_are_filed_under_their_merchant(sales1):
+    merchant = MerchantFactory(owner=sales1)
+    since = _last_id()
+    account = _account(merchant)
+    [entry] = _new_entries(since)
+    assert (entry.model, entry.object_id) == ("merchants.bankaccount", str(account.pk))
+    assert entry.merchant_id == merchant.pk
+
+
+# ---------------------------------------------------------------------------
+# Secrets stay masked
+# ---------------------------------------------------------------------------
+
+
+def _account(merchant, number=ACCOUNT):
+    return merchant_services.bank_account_create(
+        actor=merchant.owner,
+        merchant=merchant,
+        account_holder="Holder",
+        bank_name="HSBC",
+        country="HK",
+        currency="HKD",
+        account_number=number,
+    )
+
+
+def test_encrypted_and_hashed_fields_are_masked_in_entries_and_exports(sales1):
+    merchant = MerchantFactory(owner=sales1)
+    account = _account(merchant)
+    trail.seal()
+    entries = list(AuditEntry.objects.filter(model="merchants.bankaccount"))
+    assert entries
+    created = next(e for e in entries if e.action == "create")
+    assert created.changes["account_number"] == [None, trail.MASK]
+    assert created.changes["account_hash"] == [None, trail.MASK]
+    assert created.changes["account_number_last4"] == [None, "9012"]
+    digits = ACCOUNT.replace("-", "")
+    csv_text = "".join(evidence.csv_lines(AuditEntry.objects.all()))
+    bundle = evidence.build_bundle(AuditEntry.objects.all(), filters={}, generated_by="t")
+    for text in (json.dumps([e.changes for e in entries]), csv_text, bundle.decode()):
+        assert ACCOUNT not in text and digits not in text
+        assert account.account_hash not in text
+
+
+# ---------------------------------------------------------------------------
+# The chain
+# ---------------------------------------------------------------------------
+
+
+def _entries(n: int, sales1) -> list[Merchant]:
+    return [MerchantFactory(owner=sales1) for _ in range(n)]
+
+
+def test_sealing_numbers_entries_and_verify_finds_the_chain_intact(sales1):
+    _entries(3, sales1)
+    trail.seal()
+    result = trail.verify()
+    assert result.intact, result.summary()
+    seqs = list(AuditEntry.objects.order_by("seq").values_list("seq", flat=True))
+    assert seqs == list(range(1, len(seqs) + 1))
+    assert result.entries == len(seqs) and result.pending == 0
+
+
+@pytest.mark.parametrize(
+    ("column", "value"),
+    [("object_label", "Innocent Limited"), ("actor_label", "someone_else"), ("changes", "{}")],
+)
+def test_verify_command_finds_an_entry_edited_in_the_database(sales1, column, value, capsys):
+    _entries(3, sales1)
+    trail.seal()
+    victim = AuditEntry.objects.order_by("seq")[1]
+    _tamper(f"UPDATE core_auditentry SET {column} = %s WHERE id = %s", [value, victim.pk])  # noqa: S608
+    with pytest.raises(SystemExit) as exit_:
+        call_command("verify_audit_trail", "--no-record")
+    assert exit_.value.code == 1
+    out = capsys.readouterr().out
+    assert f"BROKEN at entry {victim.pk}" in out and "content altered" in out
+    assert f"found {victim.hash}" in out
+    result = trail.verify()
+    assert (result.broken_id, result.problem, result.found) == (
+        victim.pk,
+        "content altered",
+        victim.hash,
+    )
+
+
+def test_verify_finds_a_removed_entry_and_a_rewritten_link(sales1):
+    _entries(4, sales1)
+    trail.seal()
+    rows = list(AuditEntry.objects.order_by("seq"))
+    _tamper("DELETE FROM core_auditentry WHERE id = %s", [rows[1].pk])
+    result = trail.verify()
+    assert not result.intact
+    assert (result.broken_id, result.problem) == (rows[2].pk, "an entry is missing")
+
+
+def test_verify_command_reports_intact_and_records_the_result(sales1, capsys):
+    _entries(2, sales1)
+    call_command("verify_audit_trail")
+    out = capsys.readouterr().out
+    assert "intact:" in out
+    last = trail.last_verification()
+    assert last is not None and last.success
+    assert last.changes["intact"] == [None, True]
+    assert last.actor.username == "system"
+
+
+def test_bundle_verifies_offline_and_a_changed_byte_is_caught(sales1, tmp_path, capsys):
+    _entries(3, sales1)
+    trail.seal()
+    raw = evidence.build_bundle(AuditEntry.objects.all(), filters={}, generated_by="test")
+    good = tmp_path / "good.json"
+    good.write_bytes(raw)
+    call_command("verify_audit_trail", "--bundle", str(good))
+    assert "Signature: valid" in capsys.readouterr().out
+    data = json.loads(raw)
+    data["entries"][0]["object_label"] = "Rewritten"
+    bad = tmp_path / "bad.json"
+    bad.write_text(json.dumps(data))
+    with pytest.raises(SystemExit):
+        call_command("verify_audit_trail", "--bundle", str(bad))
+    out = capsys.readouterr().out
+    assert "Signature: INVALID" in out and "content altered" in out
+
+
+def test_archive_moves_old_entries_to_a_file_and_the_chain_still_verifies(
+    sales1, tmp_path, settings, capsys
+):
+    import datetime as dt
+
+    from django.utils import timezone
+
+    from core.services import system_user
+
+    system_user()  # the command's actor exists already: its creation is no entry here
+    _entries(3, sales1)
+    trail.seal()
+    old = list(AuditEntry.objects.order_by("seq")[:2])
+    long_ago = timezone.now() - dt.timedelta(days=settings.AUDIT_RETENTION_DAYS + 30)
+    # Backdate two entries as if written eight years ago, and re-seal the
+    # chain over them so that it is intact again.
+    adapt = connection.ops.adapt_datetimefield_value
+    _tamper(
+        "UPDATE core_auditentry SET created_at = %s, seq = NULL, hash = '', prev_hash = ''",
+        [adapt(timezone.now())],
+    )
+    _tamper(
+        "UPDATE core_auditentry SET created_at = %s WHERE id IN (%s, %s)",
+        [adapt(long_ago), old[0].pk, old[1].pk],
+    )
+    trail.seal()
+    assert trail.verify().intact
+    total = AuditEntry.objects.count()
+    first_young = AuditEntry.objects.filter(created_at__gt=long_ago).order_by("seq").first()
+    out_file = tmp_path / "archive.json"
+    call_command("archive_audit_trail", "--output", str(out_file))
+    assert "2 entries up to seq 2 archived" in capsys.readouterr().out
+    assert not AuditEntry.objects.filter(pk__in=[old[0].pk, old[1].pk]).exists()
+    # the rest, plus the archive entry, is still a verifiable chain
+    result = trail.verify()
+    assert result.intact, result.summary()
+    assert result.first_seq == first_young.seq == 3
+    assert AuditEntry.objects.count() == total - 2 + 1
+    archive = AuditEntry.objects.get(action="archive")
+    assert archive.changes["through_seq"] == [None, 2]
+    # and the archive file checks out on its own
+    check = evidence.verify_bundle(out_file.read_bytes())
+    assert check.ok and check.entries == 2 and check.links_checked == 1
+    assert (
+        json.loads(out_file.read_bytes())["entries"][-1]["hash"] == archive.changes["last_hash"][1]
+    )
+
+
+def test_archive_refuses_to_overwrite_and_archives_nothing_young(sales1, tmp_path, capsys):
+    _entries(1, sales1)
+    out_file = tmp_path / "a.json"
+    call_command("archive_audit_trail", "--output", str(out_file))
+    assert "Nothing older than" in capsys.readouterr().out
+    assert not out_file.exists()
+    out_file.write_text("x")
+    from django.core.management import CommandError
+
+    with pytest.raises(CommandError, match="never overwritten"):
+        call_command("archive_audit_trail", "--output", str(out_file))
+
+
+def test_the_admin_offers_no_way_to_change_an_entry(client, admin1, sales1):
+    from tests.conftest import sign_in_verified
+
+    admin1.is_superuser = True
+    admin1.save()
+    MerchantFactory(owner=sales1)
+    entry = AuditEntry.objects.first()
+    sign_in_verified(client, admin1)
+    change = client.get(reverse("admin:core_auditentry_change", args=[entry.pk]))
+    assert change.status_code == 200
+    assert b'name="_save"' not in change.content
+    delete = client.post(reverse("admin:core_auditentry_delete", args=[entry.pk]), {"post": "yes"})
+    assert delete.status_code == 403
+    assert AuditEntry.objects.filter(pk=entry.pk).exists()
+    add = client.get(reverse("admin:core_auditentry_add"))
+    assert add.status_code == 403
