@@ -37,12 +37,14 @@ def test_compliance_lists_the_trail_newest_first_with_filters(api, compliance1, 
     ids = [e["id"] for e in everything]
     assert ids == sorted(ids, reverse=True)
     only = client.get(URL, {"merchant": mine.pk}).json()["results"]
-    assert only and {e["merchant_id"] for e in only} == {mine.pk}
+    assert only
+    assert {e["merchant_id"] for e in only} == {mine.pk}
     created = client.get(URL, {"merchant": mine.pk, "action": "create"}).json()["results"]
     [entry] = created
     assert entry["object_label"] == "Harbour Noodles Limited"
     assert entry["changes"]["legal_name"] == [None, "Harbour Noodles Limited"]
-    assert entry["sealed"] is True and len(entry["hash"]) == 64
+    assert entry["sealed"] is True
+    assert len(entry["hash"]) == 64
     by_text = client.get(URL, {"q": "harbour noodles"}).json()["results"]
     assert {e["object_label"] for e in by_text} == {"Harbour Noodles Limited"}
     detail = client.get(f"{URL}{entry['id']}/").json()

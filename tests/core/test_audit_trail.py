@@ -5,7 +5,7 @@ import json
 
 import pytest
 from django.core.management import call_command
-from django.db import connection
+from django.db import connection, transaction
 from django.urls import reverse
 
 from core import evidence, trail
@@ -77,7 +77,8 @@ def test_page_change_writes_one_entry_naming_user_address_and_browser(web, sales
         merchant.pk,
     )
     assert entry.changes["legal_name"] == ["Old Name Limited", "New Name Limited"]
-    assert entry.actor == sales1 and entry.actor_kind == "user"
+    assert entry.actor == sales1
+    assert entry.actor_kind == "user"
     assert entry.origin == "web 192.0.2.10"
     assert entry.ip_address == "192.0.2.10"
     assert entry.user_agent == "Mozilla/5.0 AuditTest"
@@ -148,7 +149,8 @@ def test_celery_task_change_names_the_requesting_user_and_the_task(admin1, sales
     # The owner's object permissions move with the merchant: those are grants
     # and revocations, each its own entry, from the same actor and task.
     others = [e for e in entries if e is not update]
-    assert others and {e.action for e in others} <= {"permission_granted", "permission_revoked"}
+    assert others
+    assert {e.action for e in others} <= {"permission_granted", "permission_revoked"}
     for entry in entries:
         assert entry.actor == admin1
         assert entry.origin == "task merchants.merchant_transfer_owner"
@@ -166,17 +168,23 @@ def test_management_command_change_names_the_system_and_the_command(tmp_path):
     [entry] = entries
     assert (entry.model, entry.action) == ("onboarding.screeningentry", "create")
     assert entry.changes["name"] == [None, "Ivan Sanctioned"]
-    assert entry.actor.username == "system" and entry.actor_kind == "system"
+    assert entry.actor.username == "system"
+    assert entry.actor_kind == "system"
     assert entry.origin == "command load_screening_list"
 
 
 def test_rolled_back_change_leaves_no_entry(sales1):
     merchant = MerchantFactory(owner=sales1)
     since = _last_id()
-    with pytest.raises(RuntimeError), __import__("django").db.transaction.atomic():
-        merchant.legal_name = "Never Happened Limited"
-        merchant.save()
-        raise RuntimeError
+
+    def change_then_fail():
+        with transaction.atomic():
+            merchant.legal_name = "Never Happened Limited"
+            merchant.save()
+            raise RuntimeError
+
+    with pytest.raises(RuntimeError):
+        change_then_fail()
     assert _new_entries(since) == []
 
 
@@ -189,7 +197,8 @@ def test_sign_ins_and_failures_are_on_the_trail(client, sales1):
     )
     [failed] = [e for e in _new_entries(since) if e.action == "sign_in_failed"]
     assert failed.success is False
-    assert failed.object_label == "sales1" and failed.model == "core.user"
+    assert failed.object_label == "sales1"
+    assert failed.model == "core.user"
     assert failed.ip_address == "192.0.2.13"
     assert AuthEvent.objects.filter(kind="sign_in_failed").count() == 1
 
@@ -250,7 +259,8 @@ def test_encrypted_and_hashed_fields_are_masked_in_entries_and_exports(sales1):
     csv_text = "".join(evidence.csv_lines(AuditEntry.objects.all()))
     bundle = evidence.build_bundle(AuditEntry.objects.all(), filters={}, generated_by="t")
     for text in (json.dumps([e.changes for e in entries]), csv_text, bundle.decode()):
-        assert ACCOUNT not in text and digits not in text
+        assert ACCOUNT not in text
+        assert digits not in text
         assert account.account_hash not in text
 
 
@@ -270,7 +280,8 @@ def test_sealing_numbers_entries_and_verify_finds_the_chain_intact(sales1):
     assert result.intact, result.summary()
     seqs = list(AuditEntry.objects.order_by("seq").values_list("seq", flat=True))
     assert seqs == list(range(1, len(seqs) + 1))
-    assert result.entries == len(seqs) and result.pending == 0
+    assert result.entries == len(seqs)
+    assert result.pending == 0
 
 
 @pytest.mark.parametrize(
@@ -286,7 +297,8 @@ def test_verify_command_finds_an_entry_edited_in_the_database(sales1, column, va
         call_command("verify_audit_trail", "--no-record")
     assert exit_.value.code == 1
     out = capsys.readouterr().out
-    assert f"BROKEN at entry {victim.pk}" in out and "content altered" in out
+    assert f"BROKEN at entry {victim.pk}" in out
+    assert "content altered" in out
     assert f"found {victim.hash}" in out
     result = trail.verify()
     assert (result.broken_id, result.problem, result.found) == (
@@ -312,7 +324,8 @@ def test_verify_command_reports_intact_and_records_the_result(sales1, capsys):
     out = capsys.readouterr().out
     assert "intact:" in out
     last = trail.last_verification()
-    assert last is not None and last.success
+    assert last is not None
+    assert last.success
     assert last.changes["intact"] == [None, True]
     assert last.actor.username == "system"
 
@@ -332,7 +345,8 @@ def test_bundle_verifies_offline_and_a_changed_byte_is_caught(sales1, tmp_path, 
     with pytest.raises(SystemExit):
         call_command("verify_audit_trail", "--bundle", str(bad))
     out = capsys.readouterr().out
-    assert "Signature: INVALID" in out and "content altered" in out
+    assert "Signature: INVALID" in out
+    assert "content altered" in out
 
 
 def test_archive_moves_old_entries_to_a_file_and_the_chain_still_verifies(
@@ -377,7 +391,9 @@ def test_archive_moves_old_entries_to_a_file_and_the_chain_still_verifies(
     assert archive.changes["through_seq"] == [None, 2]
     # and the archive file checks out on its own
     check = evidence.verify_bundle(out_file.read_bytes())
-    assert check.ok and check.entries == 2 and check.links_checked == 1
+    assert check.ok
+    assert check.entries == 2
+    assert check.links_checked == 1
     assert (
         json.loads(out_file.read_bytes())["entries"][-1]["hash"] == archive.changes["last_hash"][1]
     )
