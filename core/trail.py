@@ -24,6 +24,7 @@ import contextlib
 import datetime as dt
 import hashlib
 import json
+import logging
 import re
 from collections.abc import Iterable, Iterator
 from dataclasses import asdict, dataclass
@@ -41,6 +42,7 @@ from core.crypto import EncryptedTextField
 from core.models import AuditEntry, AuthEvent, SensitiveAccess
 
 Action = AuditEntry.Action
+logger = logging.getLogger(__name__)
 GENESIS = "0" * 64
 MASK = "••••"
 # Held while sealing; any 64-bit number no other part of the system uses.
@@ -406,12 +408,22 @@ def schedule_seal() -> None:
     """Seal once the current transaction commits (one callback per transaction)."""
     conn = transaction.get_connection()
     if not conn.in_atomic_block:
-        seal()
+        _seal_after_commit()
         return
     # Django drops callbacks of a rolled-back savepoint with it, so looking
     # for ours in the queue never leaves a transaction without one.
-    if not any(item[1] is seal for item in conn.run_on_commit):
-        transaction.on_commit(seal)
+    if not any(item[1] is _seal_after_commit for item in conn.run_on_commit):
+        transaction.on_commit(_seal_after_commit)
+
+
+def _seal_after_commit() -> None:
+    # The change is committed by now: a failure to seal must not turn it into
+    # an error for the user. The entry stays unsealed for the next sealer
+    # (the next write, or beat's audit_trail_seal within a minute).
+    try:
+        seal()
+    except Exception:
+        logger.exception("audit trail: sealing failed; left for the next sealer")
 
 
 def _lock() -> None:
