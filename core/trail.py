@@ -171,6 +171,9 @@ def _diff(history_instance) -> dict:
         if change.field in _NOISE:
             continue
         field = fields.get(change.field)
+        if field is None and isinstance(change.new, list):  # many-to-many
+            out[change.field] = _m2m_names(history_instance, change)
+            continue
         out[change.field] = [
             _shown(field, change.field, change.old),
             _shown(field, change.field, change.new),
@@ -178,6 +181,25 @@ def _diff(history_instance) -> dict:
         if out[change.field][0] == out[change.field][1] == MASK:
             out[change.field] = [MASK, MASK + " (changed)"]
     return out
+
+
+def _m2m_names(history_instance, change) -> list[str]:
+    """A many-to-many change (a user's groups…) as the related objects' names,
+    not simple-history's rows of ids."""
+    model = history_instance.instance_type
+    related = model._meta.get_field(change.field).related_model
+    own = model._meta.model_name
+
+    def ids(rows: list[dict]) -> list:
+        return [v for row in rows for k, v in row.items() if k != own]
+
+    wanted = set(ids(change.old)) | set(ids(change.new))
+    names = {obj.pk: str(obj) for obj in related._default_manager.filter(pk__in=wanted)}
+
+    def shown(rows: list[dict]) -> str:
+        return ", ".join(sorted(names.get(pk, f"#{pk}") for pk in ids(rows)))
+
+    return [shown(change.old), shown(change.new)]
 
 
 def merchant_of(instance) -> int | None:

@@ -428,3 +428,13 @@ def test_the_admin_offers_no_way_to_change_an_entry(client, admin1, sales1):
     assert AuditEntry.objects.filter(pk=entry.pk).exists()
     add = client.get(reverse("admin:core_auditentry_add"))
     assert add.status_code == 403
+
+
+def test_a_role_given_to_a_user_names_the_groups_before_and_after(sales2):
+    from django.contrib.auth.models import Group
+
+    since = _last_id()
+    sales2.groups.add(Group.objects.get(name="compliance"))
+    [entry] = _new_entries(since)
+    assert (entry.model, entry.object_id, entry.action) == ("core.user", str(sales2.pk), "update")
+    assert entry.changes == {"groups": ["sales", "compliance, sales"]}
