@@ -61,6 +61,7 @@ class Command(BaseCommand):
                     rows,
                     filters={"archive_through_seq": through, "older_than": cutoff.isoformat()},
                     generated_by="archive_audit_trail",
+                    verification=check.as_dict(),
                 )
                 path.write_bytes(raw)
                 last = rows[-1]
