@@ -40,6 +40,10 @@ def navigation(request: HttpRequest) -> dict:
         items.append(
             {"label": _("Workflows"), "url": reverse("onboarding:workflows"), "icon": "diagram-2"}
         )
+    if user.has_perm("core.view_auditentry"):
+        items.append(
+            {"label": _("Audit trail"), "url": reverse("core:audit"), "icon": "shield-check"}
+        )
     if user.is_staff:
         items.append({"label": _("Admin"), "url": reverse("admin:index"), "icon": "gear"})
     path = request.path

@@ -1,6 +1,6 @@
 from django.urls import path
 
-from core import views
+from core import audit_views, views
 
 app_name = "core"
 
@@ -10,4 +10,5 @@ urlpatterns = [
     path("sign-in/enrol/", views.enrol_view, name="enrol"),
     path("sign-out/", views.logout_view, name="logout"),
     path("notifications/", views.notifications_view, name="notifications"),
+    *audit_views.urlpatterns,
 ]

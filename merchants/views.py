@@ -94,6 +94,8 @@ def _detail(request: HttpRequest, merchant, *, tab: str = "", status: int = 200,
         "can_review": user.has_perm("merchants.review_document"),
         "can_reveal_bank": user.has_perm("merchants.reveal_bankaccount"),
         "can_reveal_owner": user.has_perm("merchants.reveal_beneficialowner"),
+        # The Audit tab loads its entries itself (htmx), when first shown.
+        "can_view_audit": user.has_perm("core.view_auditentry"),
         "can_transfer": services.can_transfer(user=user, merchant=merchant),
         "owners_total": owners_total,
         "shared_accounts": selectors.shared_bank_accounts(merchant=merchant),
