@@ -438,3 +438,19 @@ def test_a_role_given_to_a_user_names_the_groups_before_and_after(sales2):
     [entry] = _new_entries(since)
     assert (entry.model, entry.object_id, entry.action) == ("core.user", str(sales2.pk), "update")
     assert entry.changes == {"groups": ["sales", "compliance, sales"]}
+
+
+def test_a_reveal_of_a_masked_value_is_an_entry_without_the_value(sales1, compliance1):
+    merchant = MerchantFactory(owner=sales1)
+    account = _account(merchant)
+    since = _last_id()
+    clear = merchant_services.sensitive_reveal(
+        actor=compliance1, record=account, ip_address="192.0.2.14"
+    )
+    [entry] = _new_entries(since)
+    assert entry.action == "reveal"
+    assert (entry.model, entry.object_id) == ("merchants.bankaccount", str(account.pk))
+    assert entry.merchant_id == merchant.pk
+    assert entry.actor == compliance1
+    assert entry.changes == {"field": [None, "account_number"]}
+    assert clear.replace("-", "") not in json.dumps(entry.changes)
