@@ -442,3 +442,26 @@ def test_a_stalled_calculation_can_be_queued_again_and_a_live_one_cannot(
     assert run.history.filter(
         history_change_reason="calculation queued again after it stalled"
     ).exists()
+
+
+def test_calculated_statements_and_lines_are_on_the_audit_trail(
+    finance1, django_capture_on_commit_callbacks
+):
+    from core import trail
+    from core.models import AuditEntry
+
+    _world, run = calculated_run(finance1, django_capture_on_commit_callbacks)
+    lines = StatementLine.objects.filter(statement__run=run)
+    entries = AuditEntry.objects.filter(model="settlements.statementline", action="create")
+    assert entries.count() == lines.count()
+    line = lines.first()
+    entry = entries.get(object_id=str(line.pk))
+    assert entry.merchant_id == line.merchant_id
+    assert entry.actor == finance1
+    assert entry.origin == "task settlements.settlement_run_calculate"
+    assert entry.reason == "calculated"
+    assert (
+        AuditEntry.objects.filter(model="settlements.statement").count() >= run.statements.count()
+    )
+    trail.seal()
+    assert trail.verify().intact
