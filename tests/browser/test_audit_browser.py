@@ -19,6 +19,16 @@ from tests.factories.merchants import MerchantFactory
 pytestmark = [pytest.mark.browser, pytest.mark.django_db(transaction=True)]
 
 
+@pytest.fixture(scope="module", autouse=True)
+def _roles_left_in_place(django_db_blocker):
+    """Put the role groups back once this module's flushes are done: a later
+    transactional test that does not call ``restore_roles`` itself expects
+    them as the migrations left them."""
+    yield
+    with django_db_blocker.unblock():
+        restore_roles()
+
+
 def _sign_in(browser, live_server, username: str):
     context = browser.new_context(
         base_url=live_server.url, viewport={"width": 1400, "height": 900}, accept_downloads=True
