@@ -7,7 +7,7 @@ from core.views import healthz_view
 
 urlpatterns = [
     path("", dashboard_view, name="home"),
-    path("accounts/", include("core.urls")),
+    path("", include("core.urls")),
     path("merchants/", include("merchants.urls")),
     path("onboarding/", include("onboarding.urls")),
     path("settlements/", include("settlements.urls")),

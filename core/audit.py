@@ -83,6 +83,18 @@ def stamp(instance: models.Model, *, actor: User | None, reason: str = "") -> No
         instance._change_reason = reason
 
 
+def current_actor() -> User | None:
+    """Who acts now: the explicit actor, else the signed-in user of the request."""
+    actor = _context.get().actor
+    if actor is not None:
+        return actor
+    request = getattr(_HistoricalRecords.context, "request", None)
+    user = getattr(request, "user", None)
+    if user is not None and user.is_authenticated:
+        return user
+    return None
+
+
 def history_user(request=None, instance=None, **kwargs):
     """simple-history ``get_user`` hook: explicit actor first, then the request's user."""
     actor = _context.get().actor

@@ -247,7 +247,7 @@ def new_entry(
 ) -> AuditEntry:
     """An unsaved entry with the current actor, origin, address and browser."""
     ctx = audit.current()
-    who = ctx.actor if actor == "context" else actor
+    who = audit.current_actor() if actor == "context" else actor
     return AuditEntry(
         created_at=when or timezone.now(),
         **_actor(who, ctx.origin),

@@ -454,3 +454,17 @@ def test_a_reveal_of_a_masked_value_is_an_entry_without_the_value(sales1, compli
     assert entry.actor == compliance1
     assert entry.changes == {"field": [None, "account_number"]}
     assert clear.replace("-", "") not in json.dumps(entry.changes)
+
+
+def test_an_explicit_entry_during_a_request_names_the_signed_in_user(rf, compliance1):
+    from simple_history.models import HistoricalRecords
+
+    request = rf.get("/audit/")
+    request.user = compliance1
+    HistoricalRecords.context.request = request
+    try:
+        entry = trail.append(action="export", model="core.auditentry", object_label="CSV")
+    finally:
+        del HistoricalRecords.context.request
+    assert entry.actor == compliance1
+    assert entry.actor_kind == "user"
