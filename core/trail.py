@@ -135,13 +135,38 @@ def _shown(field: models.Field | None, name: str, value: Any) -> Any:
     return MASK if is_masked(field, name) else render(value)
 
 
-def snapshot_changes(instance, fields: Iterable[models.Field], *, deleted: bool = False) -> dict:
-    """Every non-empty tracked value as ``[None, value]`` (or ``[value, None]``)."""
+def _is_fk(field: models.Field | None) -> bool:
+    return field is not None and (field.many_to_one or field.one_to_one)
+
+
+def _related_label(obj, pk) -> str:
+    return f"{_label(obj)} (#{pk})" if obj is not None else f"#{pk}"
+
+
+def snapshot_changes(
+    instance, fields: Iterable[models.Field], *, deleted: bool = False, resolve: bool = True
+) -> dict:
+    """Every non-empty tracked value as ``[None, value]`` (or ``[value, None]``).
+
+    A foreign key reads as the related record's label and id; ``resolve``
+    fetches it when the instance does not hold it already (bulk paths pass
+    False and keep to what is in memory).
+    """
     out = {}
     for field in fields:
         if field.name in _NOISE or field.primary_key:
             continue
-        value = _shown(field, field.name, getattr(instance, field.attname, None))
+        raw = getattr(instance, field.attname, None)
+        if _is_fk(field) and raw is not None and not is_masked(field, field.name):
+            if field.is_cached(instance):
+                value = _related_label(getattr(instance, field.name), raw)
+            elif resolve:
+                related = field.related_model._base_manager.filter(pk=raw).first()
+                value = _related_label(related, raw)
+            else:
+                value = f"#{raw}"
+        else:
+            value = _shown(field, field.name, raw)
         if value is not None:
             out[field.name] = [value, None] if deleted else [None, value]
     return out
@@ -155,7 +180,9 @@ def row_changes(model, columns: Iterable[str], values: Iterable[Any]) -> dict:
         field = by_column[column]
         if field.name in _NOISE or field.name == "created_at":
             continue
-        shown = _shown(field, field.name, value)
+        shown = (
+            f"#{value}" if _is_fk(field) and value is not None else _shown(field, field.name, value)
+        )
         if shown is not None:
             out[field.name] = [None, shown]
     return out
@@ -173,6 +200,15 @@ def _diff(history_instance) -> dict:
         field = fields.get(change.field)
         if field is None and isinstance(change.new, list):  # many-to-many
             out[change.field] = _m2m_names(history_instance, change)
+            continue
+        if _is_fk(field) and not is_masked(field, change.field):
+            found = field.related_model._base_manager.in_bulk(
+                [pk for pk in (change.old, change.new) if pk is not None]
+            )
+            out[change.field] = [
+                None if pk is None else _related_label(found.get(pk), pk)
+                for pk in (change.old, change.new)
+            ]
             continue
         out[change.field] = [
             _shown(field, change.field, change.old),
@@ -359,12 +395,12 @@ def append_from_history(sender, instance, history_instance, **kwargs) -> None:
         if history_type == "+":
             action, changes = (
                 Action.CREATE,
-                snapshot_changes(history_instance, history_instance.tracked_fields),
+                snapshot_changes(instance, history_instance.tracked_fields),
             )
         elif history_type == "-":
             action, changes = (
                 Action.DELETE,
-                snapshot_changes(history_instance, history_instance.tracked_fields, deleted=True),
+                snapshot_changes(instance, history_instance.tracked_fields, deleted=True),
             )
         else:
             action, changes = Action.UPDATE, _diff(history_instance)
@@ -398,7 +434,7 @@ def created_entries(objs: Iterable[models.Model], *, actor: Any, reason: str) ->
                 object_id=obj.pk,
                 object_label=_label(obj),
                 merchant_id=merchant_of(obj),
-                changes=snapshot_changes(obj, obj._meta.concrete_fields),
+                changes=snapshot_changes(obj, obj._meta.concrete_fields, resolve=False),
                 reason=reason,
                 actor=actor,
             )

@@ -142,9 +142,10 @@ def test_celery_task_change_names_the_requesting_user_and_the_task(admin1, sales
     ).get()
     entries = _new_entries(since)
     [update] = [e for e in entries if e.model == "merchants.merchant" and e.action == "update"]
-    assert update.changes["owner"] == [str(sales1.pk), str(sales2.pk)] or update.changes[
-        "owner"
-    ] == [sales1.pk, sales2.pk]
+    assert update.changes["owner"] == [
+        f"{sales1} (#{sales1.pk})",
+        f"{sales2} (#{sales2.pk})",
+    ]
     assert update.reason == "handover"
     # The owner's object permissions move with the merchant: those are grants
     # and revocations, each its own entry, from the same actor and task.
@@ -226,6 +227,8 @@ def test_child_records_are_filed_under_their_merchant(sales1):
     [entry] = _new_entries(since)
     assert (entry.model, entry.object_id) == ("merchants.bankaccount", str(account.pk))
     assert entry.merchant_id == merchant.pk
+    # a foreign key reads as the record's name and id, not a bare number
+    assert entry.changes["merchant"] == [None, f"{merchant} (#{merchant.pk})"]
 
 
 # ---------------------------------------------------------------------------
@@ -451,6 +454,8 @@ def test_a_reveal_of_a_masked_value_is_an_entry_without_the_value(sales1, compli
     assert entry.action == "reveal"
     assert (entry.model, entry.object_id) == ("merchants.bankaccount", str(account.pk))
     assert entry.merchant_id == merchant.pk
+    # a foreign key reads as the record's name and id, not a bare number
+    assert entry.changes["merchant"] == [None, f"{merchant} (#{merchant.pk})"]
     assert entry.actor == compliance1
     assert entry.changes == {"field": [None, "account_number"]}
     assert clear.replace("-", "") not in json.dumps(entry.changes)
