@@ -20,9 +20,9 @@ failures, reveals, grants, exports — with a few changed fields each as JSON,
 and ``created_at`` rising with the id over two years, as an appended trail
 does. The rows go in with psycopg's COPY; each is sealed on the way in (seq,
 prev_hash and SHA-256 hash computed as ``core.trail.seal`` would), so the
-bench database holds a valid chain. The PostgreSQL trigger only guards UPDATE
-and DELETE, so inserting is allowed; reloading TRUNCATEs the table, which row
-triggers do not see.
+bench database holds a valid chain. The trail's insert guard (which refuses
+rows that arrive sealed) is disabled for the load and enabled again after it;
+reloading TRUNCATEs the table, which row triggers do not see.
 
 It then times the real code path of the compliance page and API —
 ``audit_page(audit_entry_list(user=compliance, filters=AuditFilters(...)),
@@ -288,6 +288,11 @@ def _load(args, people: list[User], system: User) -> float:
     start = time.perf_counter()
     with connection.cursor() as cursor:
         cursor.execute("TRUNCATE core_auditentry RESTART IDENTITY")
+    with connection.cursor() as cursor:
+        # The rows arrive sealed (computed here in order, much faster than
+        # sealing a million entries afterwards), which the insert guard of a
+        # live trail refuses; it is off for the load only.
+        cursor.execute("ALTER TABLE core_auditentry DISABLE TRIGGER core_auditentry_insert_guard")
     raw = connection.connection  # psycopg's own connection, under Django's
     rows = _rows(args, people, system)
     chunk, done = 100_000, 0
@@ -303,6 +308,7 @@ def _load(args, people: list[User], system: User) -> float:
         done += size
         print(f"  {done:>9,} entries loaded ({time.perf_counter() - start:.0f} s)")
     with connection.cursor() as cursor:
+        cursor.execute("ALTER TABLE core_auditentry ENABLE TRIGGER core_auditentry_insert_guard")
         cursor.execute(
             "SELECT setval(pg_get_serial_sequence('core_auditentry', 'id'), %s)", [args.entries]
         )
@@ -416,9 +422,18 @@ def main() -> None:
     week = [day_start(week_from), day_start(week_to + dt.timedelta(days=1))]
     like = f"%{q}%"
     text = (
-        "(UPPER(object_label::text) LIKE UPPER(%s) OR UPPER(actor_label::text) LIKE UPPER(%s) "
-        "OR UPPER(reason::text) LIKE UPPER(%s) OR UPPER(origin::text) LIKE UPPER(%s))"
+        "(UPPER(object_label::text) LIKE UPPER(%s) OR UPPER(reason::text) LIKE UPPER(%s) "
+        "OR UPPER(origin::text) LIKE UPPER(%s))"
     )
+    # The selector bounds the id of a date range through the time index (see
+    # core.selectors); the floor sends the same SQL.
+    margin = dt.timedelta(hours=1)
+    dated = (
+        "created_at >= %s AND id >= (SELECT id FROM core_auditentry WHERE created_at >= %s "
+        "ORDER BY created_at, id LIMIT 1) AND created_at < %s AND id <= (SELECT id FROM "
+        "core_auditentry WHERE created_at < %s ORDER BY created_at DESC, id DESC LIMIT 1)"
+    )
+    dated_params = [week[0], week[0] - margin, week[1], week[1] + margin]
     F = selectors.AuditFilters
     # (label, filters, before-page?, raw WHERE, raw params)
     cases = [
@@ -436,8 +451,8 @@ def main() -> None:
             f"actor ({actor})",
             F(actor=actor),
             False,
-            "(actor_id IN (%s) OR (actor_id IS NULL AND actor_label = %s))",
-            [actor_id, actor],
+            "actor_id IN (%s)",
+            [actor_id],
         ),
         (
             "model merchant + object_id",
@@ -450,26 +465,26 @@ def main() -> None:
             f"one week ({week_from:%Y-%m-%d})",
             F(date_from=week_from, date_to=week_to),
             False,
-            "created_at >= %s AND created_at < %s",
-            week,
+            dated,
+            dated_params,
         ),
         (
             "action sign_in_failed + week",
             F(action="sign_in_failed", date_from=week_from, date_to=week_to),
             False,
-            "action = %s AND created_at >= %s AND created_at < %s",
-            ["sign_in_failed", *week],
+            "action = %s AND " + dated,
+            ["sign_in_failed", *dated_params],
         ),
-        (f'q "{q}"', F(q=q), False, text, [like] * 4),
+        (f'q "{q}"', F(q=q), False, text, [like] * 3),
         # Two harder cases an auditor meets too: someone who left a year ago, a typo.
         (
             f"actor who left ({people[-1].username})",
             F(actor=people[-1].username),
             False,
-            "(actor_id IN (%s) OR (actor_id IS NULL AND actor_label = %s))",
-            [people[-1].pk, people[-1].username],
+            "actor_id IN (%s)",
+            [people[-1].pk],
         ),
-        (f'q "{typo}" (no match)', F(q=typo), False, text, [f"%{typo}%"] * 4),
+        (f'q "{typo}" (no match)', F(q=typo), False, text, [f"%{typo}%"] * 3),
     ]
 
     results = []

@@ -58,7 +58,9 @@ class CanReadTrail(BasePermission):
 
 
 _filters = [
-    OpenApiParameter("actor", OpenApiTypes.STR, description="Username of the actor"),
+    OpenApiParameter(
+        "actor", OpenApiTypes.STR, description="Username of the actor, or a webhook source's code"
+    ),
     OpenApiParameter("action", OpenApiTypes.STR, enum=AuditEntry.Action.values),
     OpenApiParameter(
         "model", OpenApiTypes.STR, description='Model label, e.g. "merchants.merchant"'
@@ -70,7 +72,9 @@ _filters = [
     OpenApiParameter("date_from", OpenApiTypes.DATE, description="On or after (local date)"),
     OpenApiParameter("date_to", OpenApiTypes.DATE, description="On or before (local date)"),
     OpenApiParameter(
-        "q", OpenApiTypes.STR, description="Text in the object, actor, reason or origin"
+        "q",
+        OpenApiTypes.STR,
+        description="Text in the record's label, the reason or the origin (IP, task, command)",
     ),
 ]
 

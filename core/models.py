@@ -265,6 +265,7 @@ class AuditEntry(models.Model):
         settings.AUTH_USER_MODEL,
         on_delete=models.DO_NOTHING,  # attribution outlives the account
         db_constraint=False,
+        db_index=False,  # the (actor, -id) index below serves it
         null=True,
         blank=True,
         related_name="+",

@@ -107,3 +107,51 @@ def test_the_endpoint_is_in_the_schema(api, compliance1):
         "q",
     } <= names
     assert "/api/v1/audit/entries/{id}/" in schema["paths"]
+
+
+def _at(when, n: int, **fields) -> list[AuditEntry]:
+    return AuditEntry.objects.bulk_create(
+        [
+            AuditEntry(created_at=when, action="update", model="m.m", object_id=str(i), **fields)
+            for i in range(n)
+        ]
+    )
+
+
+def test_a_date_range_keeps_every_entry_of_its_days_and_no_other(compliance1):
+    import datetime as dt
+
+    from django.utils import timezone
+
+    from core.selectors import AuditFilters, audit_entry_list
+
+    day = dt.date(2026, 3, 10)
+    start = timezone.make_aware(dt.datetime.combine(day, dt.time.min))
+    end = start + dt.timedelta(days=2)
+    before = _at(start - dt.timedelta(microseconds=1), 2)
+    # a batch's entries share one time; the first of them and the last
+    # moment of the range both belong
+    inside = _at(start, 5) + _at(end - dt.timedelta(microseconds=1), 3)
+    after = _at(end, 2)
+    qs = audit_entry_list(
+        user=compliance1, filters=AuditFilters(date_from=day, date_to=day + dt.timedelta(days=1))
+    )
+    assert set(qs.values_list("id", flat=True)) == {e.pk for e in inside}
+    only_from = audit_entry_list(user=compliance1, filters=AuditFilters(date_from=day))
+    assert set(only_from.values_list("id", flat=True)) == {e.pk for e in inside + after}
+    only_to = audit_entry_list(user=compliance1, filters=AuditFilters(date_to=day))
+    assert set(only_to.values_list("id", flat=True)) == {e.pk for e in before + inside[:5]}
+    empty = audit_entry_list(user=compliance1, filters=AuditFilters(date_from=dt.date(2030, 1, 1)))
+    assert not empty.exists()
+
+
+def test_the_actor_filter_finds_people_and_webhook_sources(compliance1, sales1):
+    from core.selectors import AuditFilters, audit_entry_list
+
+    mine = _at("2026-03-10T10:00:00+00:00", 2, actor=sales1, actor_label="sales1")
+    hooks = _at("2026-03-10T10:00:00+00:00", 3, actor_label="acme-pay", actor_kind="api_key")
+    people = audit_entry_list(user=compliance1, filters=AuditFilters(actor="sales1"))
+    assert set(people.values_list("id", flat=True)) == {e.pk for e in mine}
+    source = audit_entry_list(user=compliance1, filters=AuditFilters(actor="acme-pay"))
+    assert set(source.values_list("id", flat=True)) == {e.pk for e in hooks}
+    assert not audit_entry_list(user=compliance1, filters=AuditFilters(actor="nobody")).exists()

@@ -230,6 +230,31 @@ def test_only_entries_covered_by_a_sealed_archive_entry_can_be_deleted():
     assert (result.first_seq, result.last_seq, result.entries) == (4, 6, 3)
 
 
+@pytest.mark.django_db
+@pytest.mark.parametrize(
+    "sealed",
+    [
+        {"seq": 1, "prev_hash": "0" * 64, "hash": "a" * 64},
+        {"hash": "a" * 64},
+        {"prev_hash": "0" * 64},
+    ],
+    ids=["numbered", "hashed", "linked"],
+)
+def test_the_trigger_refuses_an_entry_that_arrives_sealed(sealed):
+    # A forged archive entry, say, cannot be slipped in already sealed: only
+    # the sealer numbers entries, in order, after the last one.
+    columns = ["created_at", "action", "model", "changes", *sealed]
+    _refused(
+        f"INSERT INTO core_auditentry ({', '.join(columns)}, actor_label, actor_kind, origin, "  # noqa: S608
+        "user_agent, success, object_id, object_label, reason) "
+        f"VALUES (now(), 'archive', 'core.auditentry', %s, {', '.join(['%s'] * len(sealed))}, "
+        "'', 'system', '', '', true, '', '', '')",
+        ['{"through_seq": [null, 1000]}', *sealed.values()],
+        match="written unsealed",
+    )
+    assert not AuditEntry.objects.filter(action="archive").exists()
+
+
 # ---------------------------------------------------------------------------
 # Tampering behind the trigger's back is found by verify()
 # ---------------------------------------------------------------------------

@@ -454,8 +454,6 @@ def test_a_reveal_of_a_masked_value_is_an_entry_without_the_value(sales1, compli
     assert entry.action == "reveal"
     assert (entry.model, entry.object_id) == ("merchants.bankaccount", str(account.pk))
     assert entry.merchant_id == merchant.pk
-    # a foreign key reads as the record's name and id, not a bare number
-    assert entry.changes["merchant"] == [None, f"{merchant} (#{merchant.pk})"]
     assert entry.actor == compliance1
     assert entry.changes == {"field": [None, "account_number"]}
     assert clear.replace("-", "") not in json.dumps(entry.changes)
