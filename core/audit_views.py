@@ -40,13 +40,13 @@ class AuditFilterForm(StyledFormMixin, forms.Form):
         required=False,
         label=gettext_lazy("Search"),
         widget=forms.SearchInput(
-            attrs={"placeholder": gettext_lazy("Record, actor, reason or origin")}
+            attrs={"placeholder": gettext_lazy("Record, reason or origin (IP, task)")}
         ),
     )
     actor = forms.CharField(
         required=False,
         label=gettext_lazy("Actor"),
-        widget=forms.TextInput(attrs={"placeholder": gettext_lazy("Username")}),
+        widget=forms.TextInput(attrs={"placeholder": gettext_lazy("Username or webhook source")}),
     )
     action = forms.ChoiceField(
         required=False,
