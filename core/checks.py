@@ -12,3 +12,33 @@ def field_encryption_key_check(app_configs, **kwargs) -> list[checks.CheckMessag
     except ImproperlyConfigured as exc:
         return [checks.Error(str(exc), id="paycrm.E001")]
     return []
+
+
+@checks.register(checks.Tags.security)
+def audit_signing_key_check(app_configs, **kwargs) -> list[checks.CheckMessage]:
+    """A malformed AUDIT_SIGNING_KEY fails at startup, not at the first evidence export."""
+    from core import evidence
+
+    try:
+        evidence.signing_key()
+    except ValueError as exc:  # binascii.Error is one
+        return [
+            checks.Error(f"AUDIT_SIGNING_KEY must be base64 of 32 bytes: {exc}", id="paycrm.E002")
+        ]
+    return []
+
+
+@checks.register(checks.Tags.security, deploy=True)
+def audit_signing_key_deploy_check(app_configs, **kwargs) -> list[checks.CheckMessage]:
+    from django.conf import settings
+
+    if settings.AUDIT_SIGNING_KEY:
+        return []
+    return [
+        checks.Warning(
+            "AUDIT_SIGNING_KEY is not set: evidence bundles are signed with a key derived "
+            "from SECRET_KEY, so whoever holds SECRET_KEY could sign a forged bundle.",
+            hint='Set it to base64 of 32 random bytes (README, "Audit trail").',
+            id="paycrm.W001",
+        )
+    ]

@@ -48,7 +48,9 @@ CSV_HEADER = [
 def signing_key() -> Ed25519PrivateKey:
     configured = settings.AUDIT_SIGNING_KEY
     if configured:
-        seed = base64.b64decode(configured)
+        seed = base64.b64decode(configured, validate=True)
+        if len(seed) != 32:
+            raise ValueError(f"{len(seed)} bytes instead of 32")
     else:
         seed = hashlib.sha256(b"paycrm-audit-signing|" + settings.SECRET_KEY.encode()).digest()
     return Ed25519PrivateKey.from_private_bytes(seed)
