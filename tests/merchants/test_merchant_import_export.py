@@ -174,6 +174,18 @@ def test_xlsx_export_holds_only_visible_merchants(web, sales1, sales2):
 def test_export_runs_a_constant_number_of_queries(web, sales1, count, django_assert_num_queries):
     MerchantFactory.create_batch(count, owner=sales1)
     client = web(sales1)
-    with django_assert_num_queries(9):
+    # nine for the export, one for its own line on the audit trail
+    with django_assert_num_queries(10):
         response = client.get(reverse("merchants:export"))
         assert len(_export_rows(response)) == count + 1
+
+
+def test_an_export_is_on_the_audit_trail_with_its_filters(web, sales1):
+    from core.models import AuditEntry
+
+    MerchantFactory(owner=sales1)
+    web(sales1).get(reverse("merchants:export"), {"risk_level": "high", "format": "xlsx"})
+    entry = AuditEntry.objects.get(action="export")
+    assert entry.actor == sales1
+    assert entry.object_label == "merchant list XLSX"
+    assert entry.changes == {"filters": [None, "risk_level=high"]}
