@@ -490,6 +490,26 @@ def _lock() -> None:
             cursor.execute("SELECT pg_advisory_xact_lock(%s)", [_SEAL_LOCK])
 
 
+def _store_seals(entries: list[AuditEntry]) -> None:
+    if connection.vendor != "postgresql":
+        AuditEntry.objects.bulk_update(entries, ["seq", "prev_hash", "hash"])
+        return
+    # One UPDATE joined to the values as arrays: bulk_update's CASE per column
+    # costs the database a comparison per row per row.
+    with connection.cursor() as cursor:
+        cursor.execute(
+            "UPDATE core_auditentry AS e SET seq = v.seq, prev_hash = v.prev, hash = v.hash "
+            "FROM unnest(%s::bigint[], %s::bigint[], %s::text[], %s::text[]) "
+            "AS v(id, seq, prev, hash) WHERE e.id = v.id",
+            [
+                [e.pk for e in entries],
+                [e.seq for e in entries],
+                [e.prev_hash for e in entries],
+                [e.hash for e in entries],
+            ],
+        )
+
+
 def seal(*, batch: int = 2000) -> int:
     """Chain every committed unsealed entry; returns how many were sealed."""
     total = 0
@@ -515,7 +535,7 @@ def seal(*, batch: int = 2000) -> int:
                 entry.seq = seq
                 entry.prev_hash = prev
                 entry.hash = prev = entry_hash(prev, entry)
-            AuditEntry.objects.bulk_update(pending, ["seq", "prev_hash", "hash"])
+            _store_seals(pending)
         total += len(pending)
         if len(pending) < batch:
             return total
