@@ -91,7 +91,8 @@ def _diff_rows(entry: AuditEntry) -> list[tuple[str, object, object]]:
     """(field, before, after) rows. Built here, not in the template: a changed
     field named like a dict method ("items") would shadow it there."""
     rows = []
-    for name, pair in (entry.changes or {}).items():
+    # By name: PostgreSQL's jsonb keeps no key order of its own to show.
+    for name, pair in sorted((entry.changes or {}).items()):
         if isinstance(pair, list | tuple) and len(pair) == 2:
             rows.append((name, pair[0], pair[1]))
         else:  # not the usual [before, after]: shown as it is

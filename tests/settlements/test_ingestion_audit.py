@@ -38,7 +38,8 @@ def test_a_webhook_batch_writes_one_entry_per_new_row_in_one_insert(merchant):
         report = ingestion.transactions_ingest(actor=system, source=source, items=items)
     assert report.created == 30
     inserts = [q for q in queries.captured_queries if 'INSERT INTO "core_auditentry"' in q["sql"]]
-    assert len(inserts) == 1
+    # one INSERT for the batch (SQLite); PostgreSQL streams the batch by COPY
+    assert len(inserts) == (0 if connection.vendor == "postgresql" else 1)
     entries = list(AuditEntry.objects.filter(id__gt=since).order_by("id"))
     assert len(entries) == 30
     stored = dict(Transaction.objects.values_list("external_id", "pk"))
