@@ -10,7 +10,9 @@ def clear_expired_sessions() -> None:
 
 @shared_task(ignore_result=True)
 def audit_trail_seal() -> int:
-    """Seal audit entries a writer left unsealed (it died between commit and seal)."""
+    """Seal audit entries the quick seal after each commit left: a writer that
+    died between commit and seal, or one whose transaction outlasted the
+    quick seal's window."""
     from core import trail
 
-    return trail.seal()
+    return trail.seal(full=True)

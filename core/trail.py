@@ -513,7 +513,7 @@ def _seal_after_commit() -> None:
     # an error for the user. The entry stays unsealed for the next sealer
     # (the next write, or beat's audit_trail_seal within a minute).
     try:
-        seal()
+        seal(full=False)
     except Exception:
         logger.exception("audit trail: sealing failed; left for the next sealer")
 
@@ -544,8 +544,20 @@ def _store_seals(entries: list[AuditEntry]) -> None:
         )
 
 
-def seal(*, batch: int = 2000) -> int:
-    """Chain every committed unsealed entry; returns how many were sealed."""
+# How far below the newest sealed entry's id the quick seal after a commit
+# looks for unsealed entries. Below it lie only entries sealed long ago (and,
+# until vacuum, their dead index entries, which a scan from the bottom would
+# wade through on every commit); a writer that kept its transaction open while
+# more than this many entries were written is sealed by beat's full sweep.
+SEAL_WINDOW = 20_000
+
+
+def seal(*, batch: int = 2000, full: bool = True) -> int:
+    """Chain committed unsealed entries; returns how many were sealed.
+
+    ``full=False`` (after each commit) looks only near the top of the trail;
+    the full sweep (beat, commands) looks at every entry.
+    """
     total = 0
     while True:
         with transaction.atomic():
@@ -553,17 +565,16 @@ def seal(*, batch: int = 2000) -> int:
             last = (
                 AuditEntry.objects.filter(seq__isnull=False)
                 .order_by("-seq")
-                .values_list("seq", "hash")
+                .values_list("seq", "hash", "id")
                 .first()
             )
-            pending = list(
-                AuditEntry.objects.filter(seq__isnull=True)
-                .order_by("id")
-                .select_for_update()[:batch]
-            )
+            unsealed = AuditEntry.objects.filter(seq__isnull=True)
+            if last is not None and not full:
+                unsealed = unsealed.filter(id__gt=last[2] - SEAL_WINDOW)
+            pending = list(unsealed.order_by("id").select_for_update()[:batch])
             if not pending:
                 return total
-            seq, prev = last or (0, GENESIS)
+            seq, prev = (last[0], last[1]) if last else (0, GENESIS)
             for entry in pending:
                 seq += 1
                 entry.seq = seq

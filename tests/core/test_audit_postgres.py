@@ -375,3 +375,51 @@ def test_parallel_writers_leave_one_gapless_verified_chain():
     result = trail.verify()
     assert result.intact, result.summary()
     assert (result.entries, result.pending) == (len(seqs), 0)
+
+
+@pytest.mark.django_db(transaction=True)
+def test_an_entry_committed_below_the_quick_seal_window_is_sealed_by_the_full_sweep(
+    monkeypatch,
+):
+    # given: the quick seal after a commit looks only 2 ids below the top
+    monkeypatch.setattr(trail, "SEAL_WINDOW", 2)
+    written, release, done = threading.Event(), threading.Event(), threading.Event()
+    errors, slow_ids = [], []
+
+    def slow_writer() -> None:
+        # a transaction that writes its entry early and commits late
+        try:
+            with transaction.atomic():
+                slow_ids.append(UserFactory(username="slow_writer").pk)
+                written.set()
+                release.wait(timeout=10)
+        except Exception as exc:  # surfaced by the assertion below
+            errors.append(exc)
+        finally:
+            connection.close()
+            done.set()
+
+    thread = threading.Thread(target=slow_writer)
+    thread.start()
+    assert written.wait(timeout=10)
+    # meanwhile five other changes commit and are sealed, each right away
+    for n in range(5):
+        UserFactory(username=f"quick_writer{n}")
+    release.set()
+    thread.join(timeout=10)
+    assert done.is_set()
+    assert errors == []
+
+    # then: the slow writer's quick seal did not reach its own entry ...
+    slow = AuditEntry.objects.get(model="core.user", object_id=str(slow_ids[0]), action="create")
+    assert slow.seq is None
+    assert trail.verify().pending == 1
+    # ... the full sweep (beat's audit_trail_seal) does, and the chain holds
+    from core.tasks import audit_trail_seal
+
+    assert audit_trail_seal.apply().get() == 1
+    slow.refresh_from_db()
+    assert slow.seq == AuditEntry.objects.count()
+    result = trail.verify()
+    assert result.intact, result.summary()
+    assert result.pending == 0
