@@ -12,7 +12,9 @@ committed unsealed entries in id order after the last sealed one and stores
 ``hash = SHA-256(prev_hash + canonical content)``. Only the short sealing
 transaction is serialised, never the writers themselves, and an entry whose
 transaction commits while another sealer runs is picked up by its own
-sealer. Beat runs :func:`seal` every minute as a backstop.
+sealer. That quick seal looks only near the top of the trail
+(``SEAL_WINDOW``); beat's full sweep every minute seals whatever it left (a
+writer that died between commit and seal, a very long transaction).
 
 Checking: :func:`verify` walks the chain in ``seq`` order and reports the
 first entry whose content, link or number does not match.
