@@ -61,6 +61,7 @@ from django.utils import timezone  # noqa: E402
 
 from core import selectors, trail  # noqa: E402
 from core import services as core_services  # noqa: E402
+from core.dates import day_start  # noqa: E402
 from core.models import AuditEntry, User  # noqa: E402
 
 PAGE = selectors.PAGE_SIZE
@@ -415,9 +416,6 @@ def main() -> None:
     week_to = week_from + dt.timedelta(days=6)
     q = merchant_name(merchant).removesuffix(" Limited")
     typo = q.replace("s", "", 1) if "s" in q else q + "x"
-
-    def day_start(day: dt.date) -> dt.datetime:
-        return timezone.make_aware(dt.datetime.combine(day, dt.time.min))
 
     week = [day_start(week_from), day_start(week_to + dt.timedelta(days=1))]
     like = f"%{q}%"

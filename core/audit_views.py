@@ -105,11 +105,12 @@ def _verification() -> dict | None:
     entry = trail.last_verification()
     if entry is None:
         return None
-    result = {
-        name: pair[1] if isinstance(pair, list) and len(pair) == 2 else pair
-        for name, pair in (entry.changes or {}).items()
+    return {
+        "entry": entry,
+        "at": entry.created_at,
+        "intact": entry.success,
+        "result": trail.recorded_values(entry),
     }
-    return {"entry": entry, "at": entry.created_at, "intact": entry.success, "result": result}
 
 
 def _filters_label(filters: selectors.AuditFilters) -> str:

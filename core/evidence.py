@@ -141,7 +141,7 @@ def latest_verification() -> dict | None:
         return None
     return {
         "verified_at": trail.timestamp(entry.created_at),
-        **{name: values[1] for name, values in entry.changes.items()},
+        **trail.recorded_values(entry),
     }
 
 

@@ -9,10 +9,9 @@ from django.apps import apps
 from django.core.exceptions import PermissionDenied
 from django.db.models import Q, QuerySet, Subquery
 from django.shortcuts import get_object_or_404
-from django.utils import timezone
-from django.utils.dateparse import parse_date
 from simple_history.models import registered_models
 
+from core.dates import day_start, parse_day
 from core.models import AuditEntry, User
 
 VIEW_PERMISSION = "core.view_auditentry"
@@ -26,10 +25,6 @@ def can_read_trail(user: User) -> bool:
 def _require(user: User) -> None:
     if not can_read_trail(user):
         raise PermissionDenied
-
-
-def _day_start(day: dt.date) -> dt.datetime:
-    return timezone.make_aware(dt.datetime.combine(day, dt.time.min))
 
 
 @dataclass(frozen=True)
@@ -49,13 +44,6 @@ class AuditFilters:
     def from_params(cls, params) -> AuditFilters:
         """From query parameters; values that cannot apply are ignored."""
         raw = {f.name: (params.get(f.name) or "").strip() for f in fields(cls)}
-
-        def day(value: str) -> dt.date | None:
-            try:
-                return parse_date(value) if value else None
-            except ValueError:
-                return None
-
         merchant = raw["merchant"]
         return cls(
             actor=raw["actor"][:150],
@@ -63,8 +51,8 @@ class AuditFilters:
             model=raw["model"].lower()[:100],
             object_id=raw["object_id"][:64],
             merchant=int(merchant) if merchant.isdigit() else None,
-            date_from=day(raw["date_from"]),
-            date_to=day(raw["date_to"]),
+            date_from=parse_day(raw["date_from"]),
+            date_to=parse_day(raw["date_to"]),
             q=raw["q"][:200],
         )
 
@@ -96,10 +84,10 @@ class AuditFilters:
         if self.merchant:
             qs = qs.filter(merchant_id=self.merchant)
         if self.date_from:
-            start = _day_start(self.date_from)
+            start = day_start(self.date_from)
             qs = qs.filter(created_at__gte=start, id__gte=_first_id_from(start))
         if self.date_to:
-            end = _day_start(self.date_to + dt.timedelta(days=1))
+            end = day_start(self.date_to + dt.timedelta(days=1))
             qs = qs.filter(created_at__lt=end, id__lte=_last_id_before(end))
         if self.q:
             # Served on PostgreSQL by the trigram index of migration 0008.

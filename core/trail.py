@@ -665,9 +665,9 @@ def archive_anchor(first_seq: int) -> tuple[int, str]:
     if first_seq <= 1:
         return 0, GENESIS
     for entry in AuditEntry.objects.filter(action=Action.ARCHIVE, seq__isnull=False):
-        through = (entry.changes.get("through_seq") or [None, None])[1]
-        if through == first_seq - 1:
-            return through, entry.changes["last_hash"][1]
+        recorded = recorded_values(entry)
+        if recorded.get("through_seq") == first_seq - 1:
+            return recorded["through_seq"], recorded["last_hash"]
     return 0, GENESIS  # nothing explains the gap: the walk reports it
 
 
@@ -709,3 +709,11 @@ def record_verification(result: Verification, *, actor=None) -> AuditEntry:
 
 def last_verification() -> AuditEntry | None:
     return AuditEntry.objects.filter(action=Action.VERIFY).order_by("-id").first()
+
+
+def recorded_values(entry: AuditEntry) -> dict:
+    """What a system entry (verify, archive…) recorded: each field's after value."""
+    return {
+        name: pair[1] if isinstance(pair, list) and len(pair) == 2 else pair
+        for name, pair in (entry.changes or {}).items()
+    }

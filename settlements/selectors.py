@@ -9,15 +9,14 @@ opens them all, nobody else sees any.
 from __future__ import annotations
 
 from dataclasses import dataclass, fields
-from datetime import date, datetime, time, timedelta
+from datetime import date, timedelta
 
 from django.core.exceptions import PermissionDenied
 from django.db.models import Q, QuerySet
 from django.shortcuts import get_object_or_404
-from django.utils import timezone
-from django.utils.dateparse import parse_date
 
 from core import permissions
+from core.dates import day_start, parse_day
 from core.models import User
 from merchants.models import Merchant, Partner
 from settlements.models import (
@@ -42,11 +41,6 @@ def _global(user: User, model, action: str = "view") -> bool:
 # ---------------------------------------------------------------------------
 
 
-def day_start(day: date) -> datetime:
-    """The first instant of ``day`` in the project's time zone."""
-    return timezone.make_aware(datetime.combine(day, time.min))
-
-
 @dataclass(frozen=True)
 class TransactionFilters:
     merchant: int | None = None
@@ -61,21 +55,14 @@ class TransactionFilters:
     def from_params(cls, params) -> TransactionFilters:
         """From query parameters; values that cannot apply are ignored."""
         raw = {f.name: (params.get(f.name) or "").strip() for f in fields(cls)}
-
-        def day(value: str) -> date | None:
-            try:
-                return parse_date(value) if value else None
-            except ValueError:
-                return None
-
         merchant = raw["merchant"]
         return cls(
             merchant=int(merchant) if merchant.isdigit() else None,
             kind=raw["kind"] if raw["kind"] in Transaction.Kind.values else "",
             source=raw["source"],
             currency=raw["currency"].upper()[:3],
-            date_from=day(raw["date_from"]),
-            date_to=day(raw["date_to"]),
+            date_from=parse_day(raw["date_from"]),
+            date_to=parse_day(raw["date_to"]),
             q=raw["q"],
         )
 

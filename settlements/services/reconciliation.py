@@ -21,10 +21,10 @@ from django.utils.dateparse import parse_date
 from django.utils.translation import gettext as _
 
 from core import audit, trail
+from core.dates import day_start
 from core.exceptions import DomainError
 from core.models import User
 from core.money import minor_units, validate_currency, validate_scale
-from settlements import selectors
 from settlements.models import (
     Reconciliation,
     ReconciliationItem,
@@ -205,7 +205,7 @@ def _parse_row(
 
 def _day_bounds(first: date, last: date) -> tuple[datetime, datetime]:
     """From the start of ``first`` to the start of the day after ``last``, local time."""
-    return selectors.day_start(first), selectors.day_start(last + timedelta(days=1))
+    return day_start(first), day_start(last + timedelta(days=1))
 
 
 def _ledger(

@@ -24,6 +24,7 @@ from django.utils import timezone
 from django.utils.translation import gettext as _
 
 from core import audit, money, trail
+from core.dates import day_start
 from core.exceptions import DomainError, TransitionError
 from core.models import User
 from merchants.models import Merchant, Partner
@@ -38,7 +39,6 @@ from settlements.models import (
     StatementLine,
     Transaction,
 )
-from settlements.selectors import day_start
 from settlements.services import fx
 
 Status = SettlementRun.Status

@@ -12,8 +12,9 @@ from playwright.sync_api import expect
 
 from core.models import AuditEntry
 from merchants import services as merchant_services
-from tests.conftest import confirmed_device, restore_roles, totp_now
-from tests.factories.core import PASSWORD, UserFactory
+from tests.browser.session import sign_in
+from tests.conftest import restore_roles
+from tests.factories.core import UserFactory
 from tests.factories.merchants import MerchantFactory
 
 pytestmark = [pytest.mark.browser, pytest.mark.django_db(transaction=True)]
@@ -27,24 +28,6 @@ def _roles_left_in_place(django_db_blocker):
     yield
     with django_db_blocker.unblock():
         restore_roles()
-
-
-def _sign_in(browser, live_server, username: str):
-    context = browser.new_context(
-        base_url=live_server.url, viewport={"width": 1400, "height": 900}, accept_downloads=True
-    )
-    page = context.new_page()
-    page.set_default_timeout(15_000)
-    device = confirmed_device(UserFactory(username=username))
-    page.goto("/accounts/sign-in/")
-    page.get_by_label("Username").fill(username)
-    page.get_by_label("Password").fill(PASSWORD)
-    page.get_by_role("button", name="Continue").click()
-    page.wait_for_url(re.compile(r"/verify/"))
-    page.get_by_label("Code").fill(totp_now(device))
-    page.get_by_role("button", name="Verify").click()
-    page.wait_for_url(re.compile(r"/$"))
-    return page
 
 
 def test_compliance_filters_a_merchants_trail_reads_a_diff_and_exports_it(browser, live_server):
@@ -68,7 +51,7 @@ def test_compliance_filters_a_merchants_trail_reads_a_diff_and_exports_it(browse
     assert AuditEntry.objects.filter(merchant_id=harbour.pk).exists()
 
     # compliance1 opens the trail from the navigation: both merchants are on it
-    page = _sign_in(browser, live_server, "compliance1")
+    page = sign_in(browser, live_server, "compliance1", width=1400)
     page.locator("nav").get_by_role("link", name="Audit trail").click()
     page.wait_for_url(re.compile(r"/audit/$"))
     table = page.get_by_test_id("audit-table")
@@ -130,7 +113,7 @@ def test_merchant_page_loads_its_audit_tab_when_shown(browser, live_server):
     lotus = MerchantFactory(owner=sales1, trading_name="Lotus Tea")
     merchant_services.contact_create(actor=sales1, merchant=lotus, name="Ada Wong", title="CFO")
     MerchantFactory(owner=sales1, trading_name="Silver Harbour")
-    page = _sign_in(browser, live_server, "compliance1")
+    page = sign_in(browser, live_server, "compliance1", width=1400)
     page.goto(lotus.get_absolute_url())
     assert page.get_by_test_id("merchant-audit-table").count() == 0  # not fetched yet
 

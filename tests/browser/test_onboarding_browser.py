@@ -11,8 +11,9 @@ from django.core.files.uploadedfile import SimpleUploadedFile
 from merchants import services as merchant_services
 from onboarding import services
 from onboarding.standard import standard_steps
-from tests.conftest import confirmed_device, restore_roles, totp_now
-from tests.factories.core import PASSWORD, UserFactory
+from tests.browser.session import sign_in
+from tests.conftest import restore_roles
+from tests.factories.core import UserFactory
 from tests.factories.merchants import MerchantFactory
 
 pytestmark = [pytest.mark.browser, pytest.mark.django_db(transaction=True)]
@@ -21,22 +22,6 @@ pytestmark = [pytest.mark.browser, pytest.mark.django_db(transaction=True)]
 @pytest.fixture(autouse=True)
 def _media(settings, tmp_path):
     settings.MEDIA_ROOT = tmp_path
-
-
-def _sign_in(browser, live_server, username):
-    context = browser.new_context(base_url=live_server.url, viewport={"width": 1280, "height": 900})
-    page = context.new_page()
-    page.set_default_timeout(15_000)
-    device = confirmed_device(UserFactory(username=username))
-    page.goto("/accounts/sign-in/")
-    page.get_by_label("Username").fill(username)
-    page.get_by_label("Password").fill(PASSWORD)
-    page.get_by_role("button", name="Continue").click()
-    page.wait_for_url(re.compile(r"/verify/"))
-    page.get_by_label("Code").fill(totp_now(device))
-    page.get_by_role("button", name="Verify").click()
-    page.wait_for_url(re.compile(r"/$"))
-    return page
 
 
 def _decide(page, url, kind, items=""):
@@ -67,7 +52,7 @@ def test_application_walks_from_draft_to_approved(browser, live_server):
         )  # fmt: skip
 
     # sales1 opens and submits the application
-    sales = _sign_in(browser, live_server, "sales1")
+    sales = sign_in(browser, live_server, "sales1")
     sales.goto(merchant.get_absolute_url())
     sales.get_by_test_id("start-onboarding").click()
     sales.get_by_test_id("submit-application").click()
@@ -76,13 +61,13 @@ def test_application_walks_from_draft_to_approved(browser, live_server):
     assert "Sales review" in sales.get_by_test_id("current-step").inner_text()
 
     # sales2 (not the submitter) does the sales review from the queue
-    peer = _sign_in(browser, live_server, "sales2")
+    peer = sign_in(browser, live_server, "sales2")
     peer.goto("/onboarding/")
     peer.get_by_test_id("queue-table").get_by_role("link").first.click()
     _decide(peer, url, "approve")
 
     # onboarding1 accepts the documents, then asks for more
-    onboarding = _sign_in(browser, live_server, "onboarding1")
+    onboarding = sign_in(browser, live_server, "onboarding1")
     onboarding.goto(f"{merchant.get_absolute_url()}?tab=documents")
     for _ in range(2):
         onboarding.get_by_role("button", name="Accept").first.click()
@@ -97,7 +82,7 @@ def test_application_walks_from_draft_to_approved(browser, live_server):
     assert "Document check" in sales.get_by_test_id("current-step").inner_text()
 
     _decide(onboarding, url, "approve")
-    compliance = _sign_in(browser, live_server, "compliance1")
+    compliance = sign_in(browser, live_server, "compliance1")
     _decide(compliance, url, "approve")
     _decide(onboarding, url, "approve")
 

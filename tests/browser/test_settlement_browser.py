@@ -12,31 +12,14 @@ import pytest
 
 from merchants import services as merchant_services
 from settlements.models import SettlementRun
-from tests.conftest import confirmed_device, restore_roles, totp_now
-from tests.factories.core import PASSWORD, UserFactory
+from tests.browser.session import sign_in
+from tests.conftest import restore_roles
+from tests.factories.core import UserFactory
 from tests.settlements.runs_setup import OCT_END, OCT_START, build_world
 
 pytestmark = [pytest.mark.browser, pytest.mark.django_db(transaction=True)]
 
 RUN_URL = re.compile(r"/settlements/runs/\d+/$")
-
-
-def _sign_in(browser, live_server, username: str):
-    context = browser.new_context(
-        base_url=live_server.url, viewport={"width": 1280, "height": 900}, accept_downloads=True
-    )
-    page = context.new_page()
-    page.set_default_timeout(15_000)
-    device = confirmed_device(UserFactory(username=username))
-    page.goto("/accounts/sign-in/")
-    page.get_by_label("Username").fill(username)
-    page.get_by_label("Password").fill(PASSWORD)
-    page.get_by_role("button", name="Continue").click()
-    page.wait_for_url(re.compile(r"/verify/"))
-    page.get_by_label("Code").fill(totp_now(device))
-    page.get_by_role("button", name="Verify").click()
-    page.wait_for_url(re.compile(r"/$"))
-    return page
 
 
 def _payout_accounts(world) -> None:
@@ -64,7 +47,7 @@ def test_run_is_created_calculated_submitted_approved_and_paid_out(browser, live
     _payout_accounts(world)
 
     # finance1 opens Settlements from the navigation and creates the run
-    preparer = _sign_in(browser, live_server, "finance1")
+    preparer = sign_in(browser, live_server, "finance1")
     # Substring match: the icon font's glyph is part of the link's accessible name.
     preparer.locator("nav").get_by_role("link", name="Settlements").click()
     preparer.wait_for_url(re.compile(r"/settlements/runs/$"))
@@ -98,7 +81,7 @@ def test_run_is_created_calculated_submitted_approved_and_paid_out(browser, live
     assert "You prepared this run" in preparer.get_by_test_id("approve-blocked").inner_text()
 
     # finance2 approves with a comment
-    approver = _sign_in(browser, live_server, "finance2")
+    approver = sign_in(browser, live_server, "finance2")
     approver.goto(run_url)
     approver.get_by_test_id("approve").click()
     approver.get_by_label("Comment").fill("Ties to the October ledger")
@@ -143,7 +126,7 @@ def test_run_page_follows_a_calculation_and_reloads_when_it_ends(browser, live_s
         progress=40,
         progress_note="Adding up transactions",
     )
-    page = _sign_in(browser, live_server, "finance1")
+    page = sign_in(browser, live_server, "finance1")
     page.goto(run.get_absolute_url())
     progress = page.get_by_test_id("run-progress")
     assert "Adding up transactions" in progress.inner_text()
