@@ -46,7 +46,7 @@ demo: migrate
 	$(PY) manage.py seed_workflow
 	$(PY) manage.py seed_settlements
 	$(PY) manage.py seed_transactions
-	$(PY) manage.py verify_audit_trail
+	$(PY) manage.py verify_audit_trail --records
 
 lint: deps
 	$(BIN)/ruff format --check .

@@ -3,11 +3,12 @@
 Run by hand against a throwaway PostgreSQL database (its name must contain
 "bench"; the script migrates it, empties its audit trail and fills it):
 
+    dropdb --if-exists -h 127.0.0.1 -U postgres paycrm_audit_bench
     createdb -h 127.0.0.1 -U postgres paycrm_audit_bench
     DATABASE_URL=postgres://postgres@127.0.0.1:5432/paycrm_audit_bench \\
         .venv/bin/python bench/audit_list.py --entries 1000000
 
-    # again on the same rows, without reloading them:
+    # again on the same rows, without reloading them (or drop and create first):
     DATABASE_URL=... .venv/bin/python bench/audit_list.py --entries 1000000 --keep
 
 The fill (skipped with ``--keep`` when the table already holds ``--entries``
@@ -18,11 +19,21 @@ trail has no foreign key to them); a realistic mix of actions — changes to
 merchants, contacts, documents, applications, transactions…, sign-ins and
 failures, reveals, grants, exports — with a few changed fields each as JSON,
 and ``created_at`` rising with the id over two years, as an appended trail
-does. The rows go in with psycopg's COPY; each is sealed on the way in (seq,
-prev_hash and SHA-256 hash computed as ``core.trail.seal`` would), so the
-bench database holds a valid chain. The trail's insert guard (which refuses
-rows that arrive sealed) is disabled for the load and enabled again after it;
-reloading TRUNCATEs the table, which row triggers do not see.
+does. Every entry is in the keyed format, as ``core.trail`` writes it: ids
+1..N, ``key_id`` the current audit key, its HMAC from ``trail.entry_mac``,
+``seq`` empty and ``prev_hash``/``hash`` blank; data changes name the
+history row (or for the ledger, the batch of rows) they prove, with a
+made-up digest (there are no such rows here: ``--records`` checks would
+fail, the chain's do not). ``txid``, which the insert trigger would stamp,
+rises with the id, a few entries per transaction, staying below the
+cluster's current transaction id so that entries written later sort after
+them. The rows go in with psycopg's COPY with the insert trigger disabled
+for the load (it would stamp a single txid on them all; the script runs as
+superuser) and enabled again after it; then the seals covering them, 1,000
+entries each (``--seal-chunk``), computed as ``core.trail.seal`` does and
+linked by their MACs, so the bench database holds a valid chain
+(``--verify`` checks it with ``core.trailcheck.verify()``). Reloading
+TRUNCATEs both tables, which row triggers do not see.
 
 It then times the real code path of the compliance page and API —
 ``audit_page(audit_entry_list(user=compliance, filters=AuditFilters(...)),
@@ -35,6 +46,7 @@ many rows it read and threw away to find the page).
 
 import argparse
 import datetime as dt
+import hashlib
 import json
 import math
 import os
@@ -43,11 +55,15 @@ import random
 import statistics
 import subprocess
 import sys
+import tempfile
 import time
 from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 os.environ.setdefault("DJANGO_SETTINGS_MODULE", "config.settings")
+# --verify compares the chain with the newest checkpoint: not one another
+# database left in the project's directory.
+os.environ.setdefault("AUDIT_CHECKPOINT_DIR", tempfile.mkdtemp(prefix="bench-checkpoints-"))
 
 import django
 
@@ -59,17 +75,15 @@ from django.core.management import call_command  # noqa: E402
 from django.db import connection, transaction  # noqa: E402
 from django.utils import timezone  # noqa: E402
 
-from core import selectors, trail  # noqa: E402
+from core import auditkeys, selectors, trail, trailcheck  # noqa: E402
 from core import services as core_services  # noqa: E402
 from core.dates import day_start  # noqa: E402
-from core.models import AuditEntry, User  # noqa: E402
+from core.models import AuditEntry, AuditSeal, User  # noqa: E402
 
 PAGE = selectors.PAGE_SIZE
-COLUMNS = (
-    "id", "created_at", "actor_id", "actor_label", "actor_kind", "origin", "ip_address",
-    "user_agent", "action", "success", "model", "object_id", "object_label", "merchant_id",
-    "changes", "reason", "seq", "prev_hash", "hash",
-)  # fmt: skip
+# Every column, in the model's order: what the COPY writes and the selector reads.
+COLUMNS = tuple(f.column for f in AuditEntry._meta.concrete_fields)
+JSON_COLUMNS = {"changes", "row_ids"}
 SELECT = "SELECT " + ", ".join(COLUMNS) + " FROM core_auditentry"  # noqa: S608 (constants)
 
 A = AuditEntry.Action
@@ -183,10 +197,68 @@ def _label(rnd: random.Random, model: str, object_id: int, merchant: int) -> str
     return f"{model} #{object_id}"
 
 
-def _rows(args, people: list[User], system: User):
-    """Every entry as COPY values, id 1..N, sealed in id order."""
+# The history model whose row a data change's entry proves; the ledger has
+# none (its batch entries name the ledger rows themselves).
+def _history_label(model: str) -> str:
+    app, name = model.split(".")
+    return f"{app}.historical{name}"
+
+
+SPECIAL_ROWS = {
+    **dict.fromkeys(AUTH, "core.historicalauthevent"),
+    A.REVEAL: "core.historicalsensitiveaccess",
+    A.PERMISSION_GRANTED: "merchants.historicalmerchantuserobjectpermission",
+    A.PERMISSION_REVOKED: "merchants.historicalmerchantuserobjectpermission",
+}
+
+
+class _Sealer:
+    """The seals over the entries as they stream past, ``chunk`` entries or
+    a few more each (a transaction's entries stay in one seal), computed as
+    ``core.trail.seal`` does: [low, high) of txids, ids and MACs, the keyed link."""
+
+    def __init__(self, chunk: int, key_id: str):
+        self.chunk, self.key_id = chunk, key_id
+        self.rows: list[AuditSeal] = []
+        self.pairs: list[tuple[int, str]] = []
+        self.low, self.last_txid, self.total, self.prev_mac = 0, None, 0, ""
+        self.last_at = None
+
+    def add(self, pk: int, mac: str, txid: int, at: dt.datetime) -> None:
+        if len(self.pairs) >= self.chunk and txid != self.last_txid:
+            self.close()
+        self.pairs.append((pk, mac))
+        self.last_txid, self.last_at = txid, at
+
+    def close(self) -> None:
+        if not self.pairs:
+            return
+        high = self.last_txid + 1
+        self.total += len(self.pairs)
+        row = {
+            "seq": len(self.rows) + 1,
+            # A moment after the transaction that wrote the last entry ended.
+            "created_at": self.last_at + dt.timedelta(milliseconds=50),
+            "key_id": self.key_id,
+            "low": self.low,
+            "high": high,
+            "entries": len(self.pairs),
+            "total": self.total,
+            "entry_ids": trail.id_ranges(pk for pk, _mac in self.pairs),
+            "digest": trail.entries_digest(self.pairs),
+            "prev_mac": self.prev_mac,
+        }
+        row["mac"] = trail.seal_mac(row)
+        self.rows.append(AuditSeal(**row))
+        self.low, self.prev_mac, self.pairs = high, row["mac"], []
+
+
+def _rows(args, people: list[User], system: User, top_txid: int, sealer: _Sealer):
+    """Every entry as COPY values, id 1..N, keyed (its MAC computed here),
+    handed to ``sealer`` in (txid, id) order."""
     rnd = random.Random(args.seed)
     n = args.entries
+    key_id = auditkeys.current_id()
     actions = rnd.choices([a for a, _ in ACTIONS], weights=[w for _, w in ACTIONS], k=n)
     # Merchants and people: some far busier than others (weight ~ 1/rank^0.6).
     merchants = rnd.choices(
@@ -201,7 +273,10 @@ def _rows(args, people: list[User], system: User):
     end = timezone.now().replace(microsecond=0)
     start = end - dt.timedelta(days=730)
     step_us = 730 * 86_400 * 1_000_000 / n
-    prev = trail.GENESIS
+    # txids rise with the id, several entries sharing one, and stay below the
+    # cluster's current transaction id (3 is the first normal one).
+    per_txid = (top_txid - 3) / n
+    ledger_next = 1  # the next ledger row id a batch entry names
     for i in range(1, n + 1):
         action, merchant, model = actions[i - 1], merchants[i - 1], models[i - 1]
         roll = rnd.random()
@@ -219,11 +294,28 @@ def _rows(args, people: list[User], system: User):
             source = SOURCES[merchant % 2]
             actor_id, actor_label, kind = None, source, AuditEntry.ActorKind.API_KEY
             ip, origin, agent = f"203.0.113.{merchant % 250 + 1}", f"webhook {source}", ""
-            model = "settlements.transaction"
+            model, action = "settlements.transaction", A.CREATE
+        if model == "settlements.transaction" and action != A.CREATE:
+            # The ledger is append-only now: what changes is a statement line.
+            model = "settlements.statementline"
         reason = ""
+        row_model, row_ids, row_digest = "", [], ""
         if action in AUTH:
             model, object_id, label, merchant_id = "core.user", actor_id, actor_label, None
             changes = {"detail": [None, "wrong password"]} if action in FAILURES else {}
+        elif model == "settlements.transaction":
+            # One entry per ingestion batch: a webhook's single event, or an
+            # API or import batch of up to 1,000 rows, named by id.
+            size = 1 if kind == AuditEntry.ActorKind.API_KEY else rnd.randint(1, 1000)
+            source = actor_label if kind == AuditEntry.ActorKind.API_KEY else SOURCES[i % 2]
+            object_id, merchant_id = "", merchant if size == 1 else None
+            label = f"{size} transactions from {source}"
+            spread = 1 if size == 1 else rnd.randint(2, min(size, 400))
+            changes = {"rows": [None, size], "source": [None, source],
+                       "merchants": [None, spread]}  # fmt: skip
+            row_model, row_ids = "settlements.transaction", [[ledger_next, ledger_next + size - 1]]
+            ledger_next += size
+            reason = f"ingest {source}"
         elif action in (A.CREATE, A.UPDATE, A.DELETE):
             object_id = merchant if model == "merchants.merchant" else rnd.randint(1, 5_000_000)
             if model == "core.user":
@@ -235,6 +327,7 @@ def _rows(args, people: list[User], system: User):
                 changes = _changes(rnd, model, action, merchant)
             if rnd.random() < 0.1:
                 reason = rnd.choice(REASONS)
+            row_model, row_ids = _history_label(model), [[i, i]]
         elif action in (A.PERMISSION_GRANTED, A.PERMISSION_REVOKED):
             model, object_id, label, merchant_id = (
                 "merchants.merchant", merchant, merchant_name(merchant), merchant,
@@ -256,14 +349,18 @@ def _rows(args, people: list[User], system: User):
         else:  # verify
             model, object_id, label, merchant_id = "core.auditentry", "", "audit trail", None
             changes = {"entries": [None, str(i)]}
+        if action in SPECIAL_ROWS:
+            row_model, row_ids = SPECIAL_ROWS[action], [[i, i]]
+        if row_model:
+            # No such rows here: a digest of the right shape, nothing reads it.
+            row_digest = f"{rnd.getrandbits(256):064x}"
         at = start + dt.timedelta(microseconds=int((i - 1 + rnd.random() * 0.9) * step_us))
         entry = {
             "id": i,
-            "seq": i,
             "created_at": at,
             "actor_id": actor_id,
             "actor_label": actor_label,
-            "actor_kind": kind,
+            "actor_kind": str(kind),
             "origin": origin,
             "ip_address": ip,
             "user_agent": agent,
@@ -275,46 +372,73 @@ def _rows(args, people: list[User], system: User):
             "merchant_id": merchant_id,
             "changes": changes,
             "reason": reason,
+            "row_model": row_model,
+            "row_ids": row_ids,
+            "row_first": row_ids[0][0] if row_ids else None,
+            "row_last": row_ids[-1][1] if row_ids else None,
+            "row_digest": row_digest,
+            "key_id": key_id,
+            "txid": 3 + int((i - 1) * per_txid),
+            "seq": None,
+            "prev_hash": "",
+            "hash": "",
         }
-        digest = trail.entry_hash(prev, entry)
-        yield (
-            i, at, actor_id, actor_label, str(kind), origin, ip, agent, str(action),
-            entry["success"], model, str(object_id), label, merchant_id,
-            json.dumps(changes, ensure_ascii=False), reason, i, prev, digest,
-        )  # fmt: skip
-        prev = digest
+        entry["mac"] = trail.entry_mac(entry)
+        sealer.add(i, entry["mac"], entry["txid"], at)
+        yield [
+            json.dumps(entry[c], ensure_ascii=False) if c in JSON_COLUMNS else entry[c]
+            for c in COLUMNS
+        ]
 
 
-def _load(args, people: list[User], system: User) -> float:
+def _load(args, people: list[User], system: User) -> tuple[float, int]:
     start = time.perf_counter()
     with connection.cursor() as cursor:
-        cursor.execute("TRUNCATE core_auditentry RESTART IDENTITY")
+        cursor.execute("TRUNCATE core_auditentry, core_auditseal RESTART IDENTITY")
+        cursor.execute("SELECT pg_current_xact_id()::text::bigint")
+        top_txid = cursor.fetchone()[0]
+    if top_txid - 3 < args.entries // 1000:
+        sys.exit(f"the cluster's transaction id ({top_txid}) is too young for this many entries")
     with connection.cursor() as cursor:
-        # The rows arrive sealed (computed here in order, much faster than
-        # sealing a million entries afterwards), which the insert guard of a
-        # live trail refuses; it is off for the load only.
+        # The insert trigger stamps the writing transaction's id on every
+        # entry: one id for the whole load. Off for the load only, so that the
+        # entries keep the txids computed here.
         cursor.execute("ALTER TABLE core_auditentry DISABLE TRIGGER core_auditentry_insert_guard")
     raw = connection.connection  # psycopg's own connection, under Django's
-    rows = _rows(args, people, system)
+    sealer = _Sealer(args.seal_chunk, auditkeys.current_id())
+    rows = _rows(args, people, system, top_txid, sealer)
     chunk, done = 100_000, 0
-    while done < args.entries:
-        size = min(chunk, args.entries - done)
-        with (
-            transaction.atomic(),
-            raw.cursor() as cursor,
-            cursor.copy(f"COPY core_auditentry ({', '.join(COLUMNS)}) FROM STDIN") as copy,
-        ):
-            for _ in range(size):
-                copy.write_row(next(rows))
-        done += size
-        print(f"  {done:>9,} entries loaded ({time.perf_counter() - start:.0f} s)")
+    try:
+        while done < args.entries:
+            size = min(chunk, args.entries - done)
+            with (
+                transaction.atomic(),
+                raw.cursor() as cursor,
+                cursor.copy(f"COPY core_auditentry ({', '.join(COLUMNS)}) FROM STDIN") as copy,
+            ):
+                for _ in range(size):
+                    copy.write_row(next(rows))
+            done += size
+            print(f"  {done:>9,} entries loaded ({time.perf_counter() - start:.0f} s)")
+    finally:
+        with connection.cursor() as cursor:
+            cursor.execute(
+                "ALTER TABLE core_auditentry ENABLE TRIGGER core_auditentry_insert_guard"
+            )
+    sealer.close()
+    AuditSeal.objects.bulk_create(sealer.rows, batch_size=1000)
+    print(f"  {len(sealer.rows):>9,} seals written ({time.perf_counter() - start:.0f} s)")
     with connection.cursor() as cursor:
-        cursor.execute("ALTER TABLE core_auditentry ENABLE TRIGGER core_auditentry_insert_guard")
         cursor.execute(
             "SELECT setval(pg_get_serial_sequence('core_auditentry', 'id'), %s)", [args.entries]
         )
         cursor.execute("VACUUM ANALYZE core_auditentry")  # autocommit here, not in a block
-    return time.perf_counter() - start
+        cursor.execute("VACUUM ANALYZE core_auditseal")
+    return time.perf_counter() - start, len(sealer.rows)
+
+
+def json_list(value):
+    return json.loads(value) if isinstance(value, str) else value
 
 
 def _scalar(sql: str, params=()):
@@ -368,6 +492,32 @@ def _pct(samples: list[float], pct: float) -> float:
     return ordered[max(0, math.ceil(pct / 100 * len(ordered)) - 1)]
 
 
+def _code_state() -> str:
+    """The commit, and a digest of the uncommitted production code (bench/ and tests/ aside)
+    the figures were measured on: other work may change it between runs."""
+
+    def git(*args: str) -> str:
+        return subprocess.run(  # noqa: S603
+            ["git", *args],  # noqa: S607 (a fixed command)
+            capture_output=True,
+            text=True,
+            check=False,
+            cwd=Path(__file__).resolve().parent.parent,
+        ).stdout
+
+    sha = git("rev-parse", "--short", "HEAD").strip()
+    digest = hashlib.sha256(git("diff", "HEAD", "--", ".", ":!bench", ":!tests").encode())
+    untracked = git(
+        "ls-files", "--others", "--exclude-standard", "--", ".", ":!bench", ":!tests"
+    ).split()
+    for name in sorted(untracked):
+        digest.update(name.encode() + b"\0")
+        digest.update((Path(__file__).resolve().parent.parent / name).read_bytes())
+    if digest.hexdigest() == hashlib.sha256(b"").hexdigest():
+        return f"git {sha}"
+    return f"git {sha} + uncommitted changes {digest.hexdigest()[:10]}"
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--entries", type=int, default=1_000_000)
@@ -378,7 +528,12 @@ def main() -> None:
     parser.add_argument(
         "--keep", action="store_true", help="reuse the loaded entries when there are enough"
     )
+    parser.add_argument("--seal-chunk", type=int, default=1000, help="entries per seal")
+    parser.add_argument(
+        "--verify", action="store_true", help="check the chain with core.trailcheck.verify()"
+    )
     args = parser.parse_args()
+    code_at_start = _code_state()
     name = settings.DATABASES["default"]["NAME"]
     if connection.vendor != "postgresql":
         sys.exit(
@@ -394,8 +549,15 @@ def main() -> None:
     have = AuditEntry.objects.count()
     load_s = None
     if not (args.keep and have >= args.entries):
-        load_s = _load(args, people, system)
+        load_s, _seals = _load(args, people, system)
     entries = AuditEntry.objects.count()
+    seals = AuditSeal.objects.count()
+    keyed = AuditEntry.objects.filter(seq__isnull=True).exclude(mac="").count()
+    check = None
+    if args.verify:
+        check_start = time.perf_counter()
+        check = trailcheck.verify()
+        check_s = time.perf_counter() - check_start
 
     # Typical values, taken from the data: the median merchant and actor by entries.
     merchant = _median_of(
@@ -407,6 +569,14 @@ def main() -> None:
         "GROUP BY 1 ORDER BY count(*), 1"
     )
     actor = User.objects.get(pk=actor_id).username
+    # Ledger rows, halfway up the ledger and an old one: which batch entry names it.
+    ledger_rows = max(
+        10,
+        _scalar(
+            "SELECT coalesce(max(row_last), 0) FROM core_auditentry "
+            "WHERE row_model = 'settlements.transaction' AND row_last IS NOT NULL"
+        ),
+    )
     first, last = (
         _scalar("SELECT min(created_at) FROM core_auditentry"),
         _scalar("SELECT max(created_at) FROM core_auditentry"),
@@ -459,6 +629,22 @@ def main() -> None:
             "model = %s AND object_id = %s",
             ["merchants.merchant", str(merchant)],
         ),
+        *(
+            (
+                f"ledger row {where_in_ledger} (transaction #{row})",
+                F(model="settlements.transaction", object_id=str(row)),
+                False,
+                "((model = %s AND object_id = %s) OR {covering})",
+                ["settlements.transaction", str(row)],
+                (
+                    "SELECT id, row_ids FROM core_auditentry WHERE row_model = %s "
+                    "AND row_first <= %s AND row_last >= %s LIMIT 200",
+                    ["settlements.transaction", row, row],
+                    row,
+                ),
+            )
+            for where_in_ledger, row in (("halfway", ledger_rows // 2), ("old", ledger_rows // 10))
+        ),
         (
             f"one week ({week_from:%Y-%m-%d})",
             F(date_from=week_from, date_to=week_to),
@@ -486,22 +672,36 @@ def main() -> None:
     ]
 
     results = []
-    for label, filters, second, where, params in cases:
+    for label, filters, second, where, params, *pre in cases:
         qs = selectors.audit_entry_list(user=compliance, filters=filters)
         before = selectors.audit_page(qs, before=None).next_before if second else None
         if second and before is None:
             sys.exit(f"{label}: the filter has a single page; load more --entries")
-        sql = SELECT + f" WHERE {where}" + (" AND id < %s" if second else "")
-        sql += f" ORDER BY id DESC LIMIT {PAGE + 1}"
-        values = [*params, before] if second else params
+
+        def final_sql(cursor, where=where, params=params, second=second, before=before, pre=pre):
+            """The page's SQL; a record lookup first finds the ledger batch
+            entries that name the row, as the selector does (core.selectors)."""
+            if pre:
+                pre_sql, pre_params, wanted = pre[0]
+                cursor.execute(pre_sql, pre_params)
+                ids = [
+                    pk
+                    for pk, ranges in cursor.fetchall()
+                    if any(first <= wanted <= last for first, last in json_list(ranges))
+                ]
+                covering = f"id IN ({', '.join(map(str, ids))})" if ids else "FALSE"
+                where = where.replace("{covering}", covering)
+            sql = SELECT + f" WHERE {where}" + (" AND id < %s" if second else "")
+            sql += f" ORDER BY id DESC LIMIT {PAGE + 1}"
+            return sql, [*params, before] if second else params
 
         def through_selector(filters=filters, before=before):
             qs = selectors.audit_entry_list(user=compliance, filters=filters)
             return selectors.audit_page(qs, before=before)
 
-        def raw_floor(sql=sql, values=values):
+        def raw_floor(final_sql=final_sql):
             with connection.cursor() as cursor:
-                cursor.execute(sql, values)
+                cursor.execute(*final_sql(cursor))
                 return cursor.fetchall()
 
         page, rows = through_selector(), raw_floor()
@@ -515,23 +715,28 @@ def main() -> None:
             start = time.perf_counter()
             raw_floor()
             floor_ms.append((time.perf_counter() - start) * 1000)
-        results.append((label, len(page.entries), selector_ms, floor_ms, _plan(sql, values)))
+        with connection.cursor() as cursor:
+            sql, values = final_sql(cursor)
+        plan = _plan(sql, values)
+        if pre:
+            plan = f"lookup: {_plan(pre[0][0], pre[0][1])}; page: {plan}"
+        results.append((label, len(page.entries), selector_ms, floor_ms, plan))
         print(f"  {label}: {statistics.median(selector_ms):.1f} ms")
 
-    sha = subprocess.run(
-        ["git", "rev-parse", "--short", "HEAD"],  # noqa: S607
-        capture_output=True,
-        text=True,
-        check=False,
-    ).stdout.strip()
+    code = _code_state()
+    if code != code_at_start:
+        code = f"{code_at_start}, CHANGED during the run to {code}"
     version = _scalar("SELECT version()").split(",")[0]
-    print(f"database: {version}, {name}; git {sha}; {os.cpu_count()} CPUs; "
+    print(f"database: {version}, {name}; {code}; {os.cpu_count()} CPUs; "
           f"Python {platform.python_version()}")  # fmt: skip
-    loaded = f"loaded in {load_s:.0f} s" if load_s else "kept from an earlier run"
+    loaded = f"loaded and sealed in {load_s:.0f} s" if load_s else "kept from an earlier run"
     print(
-        f"entries: {entries:,} ({loaded}); {args.merchants:,} merchants, {args.actors} people "
+        f"entries: {entries:,} ({keyed:,} keyed, {loaded}); seals: {seals:,}; "
+        f"{args.merchants:,} merchants, {args.actors} people "
         f"+ system + {len(SOURCES)} webhooks; {first:%Y-%m-%d} to {last:%Y-%m-%d}"
     )
+    if check is not None:
+        print(f"trailcheck.verify(): {check.summary()} ({check_s:.0f} s)")
     count = "SELECT count(*), max(created_at) FROM core_auditentry WHERE "
     with connection.cursor() as cursor:
         cursor.execute(count + "merchant_id = %s", [merchant])
@@ -548,17 +753,19 @@ def main() -> None:
         f"page of {PAGE}, {args.repeat} runs each; milliseconds; bar: filtered first page < 200 ms"
     )
     head = (
-        f"{'filter':<36} {'rows':>4}  {'selector med':>12} {'p95':>7}  "
+        f"{'filter':<44} {'rows':>4}  {'selector med':>12} {'p95':>7}  "
         f"{'raw SQL med':>11} {'p95':>7}  plan of the raw query"
     )
     print(head)
     print("-" * len(head))
     for label, count, selector_ms, floor_ms, plan in results:
         print(
-            f"{label:<36} {count:>4}  {statistics.median(selector_ms):>12.2f} "
+            f"{label:<44} {count:>4}  {statistics.median(selector_ms):>12.2f} "
             f"{_pct(selector_ms, 95):>7.2f}  {statistics.median(floor_ms):>11.2f} "
             f"{_pct(floor_ms, 95):>7.2f}  {plan}"
         )
+    load = os.getloadavg()
+    print(f"load average at the end (1/5/15 min): {load[0]:.2f}/{load[1]:.2f}/{load[2]:.2f}")
     slow = [r[0] for r in results if statistics.median(r[2]) >= 200]
     print("over 200 ms (median): " + (", ".join(slow) if slow else "none"))
 

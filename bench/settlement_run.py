@@ -1,11 +1,13 @@
 """Settlement run over a million transactions, beside one raw GROUP BY of the same rows.
 
 Run by hand against a throwaway PostgreSQL database (its name must contain
-"bench"; the script migrates it and fills it once):
+"bench"; the script migrates it and fills it, growing the ledger from one
+size to the next):
 
+    dropdb --if-exists -h 127.0.0.1 -U postgres paycrm_settle_bench
     createdb -h 127.0.0.1 -U postgres paycrm_settle_bench
     DATABASE_URL=postgres://postgres@127.0.0.1:5432/paycrm_settle_bench \
-        .venv/bin/python bench/settlement_run.py --transactions 1000000
+        .venv/bin/python bench/settlement_run.py --transactions 100000 1000000
 
 The fill: 150 partners in three levels (10 ISOs, 40 agents, 100 sub-agents),
 each with an HKD fee-basis agreement (tiers whole and graduated), 2,000
@@ -14,15 +16,25 @@ merchants referred across the tree, and the transactions of October 2026
 chargebacks), loaded with COPY because this script measures the run, not the
 ingestion (bench/settlement_ingest.py does that).
 
-It then times the whole calculation as the Celery task does it — GROUP BY in
-the database, FX conversion, the revenue-share arithmetic, and writing the
-statements, lines and per-merchant bases with their history — and, beside it,
-the floor: the same GROUP BY as a single hand-written SQL statement.
+At each size it times the whole calculation as the Celery task does it —
+GROUP BY in the database, FX conversion, the revenue-share arithmetic, and
+writing the statements, lines and per-merchant bases with their history and
+one audit entry per batch, then the seal — and, beside it, the floor: the
+same GROUP BY as a single hand-written SQL statement. The statements the
+calculation sends are counted with ``CaptureQueriesContext`` (settings.DEBUG
+plays no part), and the audit entries' COPYs, which go to psycopg directly,
+beside them; the count must not grow with the ledger. Then it recalculates
+the same run (clearing the first results) and counts that too. Between
+sizes the run tables are emptied with TRUNCATE (bench database, superuser).
 """
 
 import argparse
+import collections
+import hashlib
 import os
 import random
+import re
+import subprocess
 import sys
 import time
 from datetime import date, datetime, timedelta
@@ -41,15 +53,15 @@ from django.conf import settings  # noqa: E402
 from django.contrib.auth.models import Group  # noqa: E402
 from django.core.management import call_command  # noqa: E402
 from django.db import connection, transaction  # noqa: E402
+from django.test.utils import CaptureQueriesContext  # noqa: E402
 
-from core.models import User  # noqa: E402
+from core import trail  # noqa: E402
+from core.models import AuditEntry, AuditSeal, User  # noqa: E402
 from merchants.models import Merchant, Partner  # noqa: E402
 from settlements.models import (  # noqa: E402
     FxRate,
     MerchantBasis,
-    SettlementApproval,
     SettlementRun,
-    Statement,
     StatementLine,
     Transaction,
     TransactionSource,
@@ -157,11 +169,70 @@ def _transactions(merchant_ids: list[int], count: int) -> None:
 
 
 def _reset_runs() -> None:
-    StatementLine.objects.all().delete()
-    MerchantBasis.objects.all().delete()
-    Statement.objects.all().delete()
-    SettlementApproval.objects.all().delete()
-    SettlementRun.objects.all().delete()
+    """Empty the run tables (bench database; TRUNCATE fires no row trigger)."""
+    with connection.cursor() as cursor:
+        cursor.execute(
+            "TRUNCATE settlements_statementline, settlements_merchantbasis, "
+            "settlements_settlementexport, settlements_statement, "
+            "settlements_settlementapproval, settlements_adjustment, settlements_settlementrun"
+        )
+
+
+class _CopyCount:
+    """Counts the audit trail's COPY statements, which bypass Django's cursor."""
+
+    def __init__(self):
+        self.statements = 0
+        self._original = trail._copy
+
+    def __call__(self, entries):
+        self.statements += 1
+        return self._original(entries)
+
+    def __enter__(self):
+        trail._copy = self
+        return self
+
+    def __exit__(self, *exc):
+        trail._copy = self._original
+        return False
+
+
+_SHAPE_LITERALS = re.compile(r"'(?:[^']|'')*'|\b\d+(?:\.\d+)?\b")
+_SHAPE_LISTS = re.compile(r"\((?:\?|%s)(?:,\s*(?:\?|%s))+\)")
+
+
+def _measured(action) -> dict:
+    """Seconds, statements by kind, COPYs, entries and seals written by ``action()``."""
+    entries_before, seals_before = AuditEntry.objects.count(), AuditSeal.objects.count()
+    # CaptureQueriesContext slices Django's query log, a deque of 9,000 by
+    # default: a longer or fuller log would miscount. An emptied, larger one.
+    connection.queries_log = collections.deque(maxlen=1_000_000)
+    with CaptureQueriesContext(connection) as queries, _CopyCount() as copies:
+        start = time.perf_counter()
+        result = action()
+        seconds = time.perf_counter() - start
+    captured = queries.captured_queries  # a copy: the log is emptied below
+    kinds: dict[str, int] = {}
+    for query in captured:
+        word = query["sql"].lstrip().split(None, 1)[0].upper() if query["sql"].strip() else "?"
+        kinds[word] = kinds.get(word, 0) + 1
+    shapes: dict[str, int] = {}
+    for query in captured:
+        shape = _SHAPE_LITERALS.sub("?", query["sql"])
+        shape = _SHAPE_LISTS.sub("(...)", shape)[:160]
+        shapes[shape] = shapes.get(shape, 0) + 1
+    connection.queries_log.clear()
+    return {
+        "result": result,
+        "seconds": seconds,
+        "shapes": sorted(shapes.items(), key=lambda kv: -kv[1]),
+        "queries": len(captured),
+        "kinds": kinds,
+        "copies": copies.statements,
+        "entries": AuditEntry.objects.count() - entries_before,
+        "seals": AuditSeal.objects.count() - seals_before,
+    }
 
 
 def _floor() -> tuple[float, int]:
@@ -183,16 +254,140 @@ def _floor() -> tuple[float, int]:
     return time.perf_counter() - start, rows
 
 
+def _calculate(actor: User) -> SettlementRun:
+    run = runs.settlement_run_create(
+        actor=actor, period_start=PERIOD[0], period_end=PERIOD[1], currency="HKD"
+    )
+    # Without REDIS_URL the task runs eagerly when this commits: the whole calculation.
+    runs.settlement_run_calculate(actor=actor, run=run)
+    run.refresh_from_db()
+    return run
+
+
+def _recalculate(actor: User, run: SettlementRun) -> SettlementRun:
+    runs.settlement_run_calculate(actor=actor, run=run)
+    run.refresh_from_db()
+    return run
+
+
+def _kinds(kinds: dict[str, int]) -> str:
+    return ", ".join(f"{n} {word}" for word, n in sorted(kinds.items(), key=lambda kv: -kv[1]))
+
+
+def _size(
+    actor: User,
+    merchant_ids: list[int],
+    partners: list[Partner],
+    size: int,
+    detail: int,
+    recalculate: bool,
+) -> dict:
+    fill_start = time.perf_counter()
+    _transactions(merchant_ids, size)
+    fill_s = time.perf_counter() - fill_start
+    _reset_runs()
+    _floor()  # warm the cache the same way for both
+    actor = User.objects.get(pk=actor.pk)  # an empty permission cache at every size
+    first = _measured(lambda: _calculate(actor))
+    floor_seconds, groups = _floor()
+    run = first["result"]
+    actor = User.objects.get(pk=actor.pk)
+    again = _measured(lambda: _recalculate(actor, run)) if recalculate else None
+    run = again["result"] if again else run
+    lines = StatementLine.objects.filter(statement__run=run).count()
+    bases = MerchantBasis.objects.filter(run=run).count()
+    transactions = Transaction.objects.count()
+    print(f"--- {transactions:,} transactions (fill {fill_s:.1f} s)")
+    print(
+        f"run: status {run.status}, {run.transaction_count:,} transactions counted, "
+        f"{run.statements.count()} statements, {lines:,} lines, {bases:,} merchant bases"
+    )
+    print(
+        f"totals: basis {run.total_basis} = shares {run.total_share} + retained "
+        f"{run.platform_retained} -> {run.total_share + run.platform_retained == run.total_basis}"
+    )
+    measured = [("settlement run", first), ("recalculation of the same run", again)]
+    measured = [(label, m) for label, m in measured if m]
+    for label, m in measured:
+        print(
+            f"{label} (aggregate, convert, calculate, write + history + audit + seal): "
+            f"{m['seconds']:.2f} s; {m['queries']} queries ({_kinds(m['kinds'])}) "
+            f"+ {m['copies']} COPY of audit entries; {m['entries']:,} audit entries, "
+            f"{m['seals']} seals written"
+        )
+    if detail:
+        for label, m in measured:
+            print(f"  most repeated statements of the {label}:")
+            for shape, n in m["shapes"][:detail]:
+                print(f"    {n:>6} x {shape}")
+    print(
+        f"raw SQL floor: one GROUP BY (merchant, currency, day), {groups:,} groups: "
+        f"{floor_seconds:.2f} s; run / floor: {first['seconds'] / floor_seconds:.1f}x"
+    )
+    return {
+        "transactions": transactions,
+        "lines": lines,
+        "run_s": first["seconds"],
+        "floor_s": floor_seconds,
+        "queries": first["queries"] + first["copies"],
+        "again_s": again["seconds"] if again else float("nan"),
+        "again_queries": again["queries"] + again["copies"] if again else "-",
+        "status": run.status,
+    }
+
+
+def _code_state() -> str:
+    """The commit, and a digest of the uncommitted production code (bench/ and tests/ aside)
+    the figures were measured on: other work may change it between runs."""
+
+    def git(*args: str) -> str:
+        return subprocess.run(  # noqa: S603
+            ["git", *args],  # noqa: S607 (a fixed command)
+            capture_output=True,
+            text=True,
+            check=False,
+            cwd=Path(__file__).resolve().parent.parent,
+        ).stdout
+
+    sha = git("rev-parse", "--short", "HEAD").strip()
+    digest = hashlib.sha256(git("diff", "HEAD", "--", ".", ":!bench", ":!tests").encode())
+    untracked = git(
+        "ls-files", "--others", "--exclude-standard", "--", ".", ":!bench", ":!tests"
+    ).split()
+    for name in sorted(untracked):
+        digest.update(name.encode() + b"\0")
+        digest.update((Path(__file__).resolve().parent.parent / name).read_bytes())
+    if digest.hexdigest() == hashlib.sha256(b"").hexdigest():
+        return f"git {sha}"
+    return f"git {sha} + uncommitted changes {digest.hexdigest()[:10]}"
+
+
 def main() -> None:
     parser = argparse.ArgumentParser()
-    parser.add_argument("--transactions", type=int, default=1_000_000)
+    parser.add_argument(
+        "--transactions",
+        type=int,
+        nargs="+",
+        default=[100_000, 1_000_000],
+        help="ledger sizes to run at, in turn (the ledger grows from one to the next)",
+    )
     parser.add_argument("--merchants", type=int, default=2_000)
+    parser.add_argument(
+        "--no-recalculate",
+        action="store_true",
+        help="skip the recalculation of each run (it clears the first results row by row)",
+    )
+    parser.add_argument(
+        "--detail", type=int, default=8, help="how many of the most repeated statements to show"
+    )
     args = parser.parse_args()
+    code_at_start = _code_state()
     name = settings.DATABASES["default"]["NAME"]
     if "bench" not in str(name) or connection.vendor != "postgresql":
         sys.exit(
             "Refusing to run: DATABASE_URL must name a PostgreSQL database containing 'bench'."
         )
+    settings.DEBUG = False  # the counts come from CaptureQueriesContext, not DEBUG's log
     call_command("migrate", verbosity=0)
     actor, _ = User.objects.get_or_create(username="bench_finance")
     actor.groups.add(Group.objects.get(name="finance"))
@@ -201,38 +396,42 @@ def main() -> None:
     with transaction.atomic():
         partners = _partners(actor)
         merchant_ids = _merchants(actor, partners, args.merchants)
-    _transactions(merchant_ids, args.transactions)
-    print(f"fill (once): {time.perf_counter() - fill_start:.1f} s")
-    _reset_runs()
-
-    _floor()  # warm the cache the same way for both
-    start = time.perf_counter()
-    run = runs.settlement_run_create(
-        actor=actor, period_start=PERIOD[0], period_end=PERIOD[1], currency="HKD"
-    )
-    # Without REDIS_URL the task runs eagerly when this commits: the whole calculation.
-    runs.settlement_run_calculate(actor=actor, run=run)
-    run_seconds = time.perf_counter() - start
-    run.refresh_from_db()
-    floor_seconds, groups = _floor()
-
-    lines = StatementLine.objects.filter(statement__run=run).count()
-    print(f"database: {connection.vendor} {name}")
+    print(f"database: {connection.vendor} {name}; {code_at_start}; {os.cpu_count()} CPUs")
     print(
-        f"transactions: {Transaction.objects.count():,}; merchants: {len(merchant_ids):,}; "
-        f"partners: {len(partners)} in 3 levels"
+        f"partners and merchants (once): {time.perf_counter() - fill_start:.1f} s; "
+        f"merchants: {len(merchant_ids):,}; partners: {len(partners)} in 3 levels"
+    )
+    results = [
+        _size(actor, merchant_ids, partners, size, args.detail, not args.no_recalculate)
+        for size in sorted(set(args.transactions))
+    ]
+    print()
+    head = (
+        f"{'transactions':>12} {'lines':>6} {'run s':>7} {'floor s':>8} {'run/floor':>9} "
+        f"{'queries':>7} {'recalc s':>8} {'recalc queries':>14}"
+    )
+    print(head)
+    print("-" * len(head))
+    for r in results:
+        print(
+            f"{r['transactions']:>12,} {r['lines']:>6,} {r['run_s']:>7.2f} {r['floor_s']:>8.2f} "
+            f"{r['run_s'] / r['floor_s']:>8.1f}x {r['queries']:>7} {r['again_s']:>8.2f} "
+            f"{r['again_queries']:>14}"
+        )
+    code = _code_state()
+    if code != code_at_start:
+        print(f"production code CHANGED during the run: now {code}")
+    load = os.getloadavg()
+    print(f"load average at the end (1/5/15 min): {load[0]:.2f}/{load[1]:.2f}/{load[2]:.2f}")
+    counts = {r["queries"] for r in results}
+    print(
+        "queries of the calculation (incl. audit COPYs) the same at every size: "
+        + ("yes" if len(counts) == 1 else f"NO ({sorted(counts)})")
     )
     print(
-        f"run: status {run.status}, {run.transaction_count:,} transactions counted, "
-        f"{run.statements.count()} statements, {lines:,} lines"
+        "run < 5x the GROUP BY floor at every size: "
+        + ("yes" if all(r["run_s"] < 5 * r["floor_s"] for r in results) else "NO")
     )
-    print(
-        f"totals: basis {run.total_basis} = shares {run.total_share} + retained "
-        f"{run.platform_retained} -> {run.total_share + run.platform_retained == run.total_basis}"
-    )
-    print(f"settlement run (aggregate, convert, calculate, write + history): {run_seconds:.2f} s")
-    print(f"raw SQL floor: one GROUP BY (merchant, currency, day), {groups:,} groups: "
-          f"{floor_seconds:.2f} s")  # fmt: skip
 
 
 if __name__ == "__main__":

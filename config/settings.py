@@ -162,6 +162,12 @@ CELERY_BEAT_SCHEDULE = {
         "task": "core.tasks.audit_trail_seal",
         "schedule": 60,
     },
+    # A signed checkpoint of the trail's head outside the database; the
+    # interval bounds what a truncation of the newest entries can hide.
+    "audit-trail-checkpoint": {
+        "task": "core.tasks.audit_trail_checkpoint",
+        "schedule": env.int("AUDIT_CHECKPOINT_SECONDS", default=300),
+    },
     "overdue-task-digest": {
         "task": "merchants.tasks.overdue_task_digest",
         "schedule": crontab(hour=8, minute=0),  # daily, local time
@@ -277,6 +283,21 @@ STATICFILES_DIRS = [
 ]
 MEDIA_ROOT = env.path("MEDIA_ROOT", default=BASE_DIR / "media")
 MEDIA_URL = "media/"
+# Signed checkpoints of the audit trail's head live outside the database
+# (core.checkpoints). Production: point "audit_checkpoints" at a write-once
+# object store bucket (e.g. django-storages' S3 backend on a bucket with
+# Object Lock in compliance mode) the application may write but not delete.
+AUDIT_CHECKPOINT_DIR = env.path(
+    "AUDIT_CHECKPOINT_DIR", default=BASE_DIR / "var" / "audit-checkpoints"
+)
+STORAGES = {
+    "default": {"BACKEND": "django.core.files.storage.FileSystemStorage"},
+    "staticfiles": {"BACKEND": "django.contrib.staticfiles.storage.StaticFilesStorage"},
+    "audit_checkpoints": {
+        "BACKEND": "django.core.files.storage.FileSystemStorage",
+        "OPTIONS": {"location": str(AUDIT_CHECKPOINT_DIR)},
+    },
+}
 
 # ---------------------------------------------------------------------------
 # API
@@ -342,6 +363,9 @@ AUDIT_RETENTION_DAYS = env.int("AUDIT_RETENTION_DAYS", default=7 * 365 + 2)
 # one, a key derived from SECRET_KEY signs them: fine for a demo, not for
 # evidence, since whoever knows SECRET_KEY could forge a bundle.
 AUDIT_SIGNING_KEY = env.str("AUDIT_SIGNING_KEY", default="")
+# Earlier keys (comma-separated, same format) that still verify older entries,
+# seals and checkpoints after a rotation; new ones use AUDIT_SIGNING_KEY.
+AUDIT_PREVIOUS_SIGNING_KEYS = env.str("AUDIT_PREVIOUS_SIGNING_KEYS", default="")
 DOCUMENT_MAX_BYTES = env.int("DOCUMENT_MAX_BYTES", default=10 * 1024 * 1024)
 # The import confirmation carries the (compressed, signed) CSV back in a form field.
 DATA_UPLOAD_MAX_MEMORY_SIZE = 8 * 1024 * 1024

@@ -53,7 +53,7 @@ class AuditEntryAdmin(admin.ModelAdmin):
     list is here so that the admin site offers no way to alter it.
     """
 
-    list_display = ("id", "created_at", "actor_label", "action", "model", "object_label", "seq")
+    list_display = ("id", "created_at", "actor_label", "action", "model", "object_label", "key_id")
     list_filter = ("action", "actor_kind")
     search_fields = ("object_label", "actor_label")
     show_full_result_count = False  # no COUNT(*) over millions of entries

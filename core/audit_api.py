@@ -16,7 +16,7 @@ from drf_spectacular.utils import (
 from rest_framework import mixins, pagination, serializers, viewsets
 from rest_framework.permissions import BasePermission
 
-from core import selectors
+from core import selectors, trail
 from core.models import AuditEntry
 
 
@@ -35,12 +35,18 @@ class AuditEntrySerializer(serializers.ModelSerializer):
         fields = [
             "id", "created_at", "actor", "actor_id", "actor_kind", "origin", "ip_address",
             "user_agent", "action", "success", "model", "object_id", "object_label",
-            "merchant_id", "changes", "reason", "seq", "prev_hash", "hash", "sealed",
+            "merchant_id", "changes", "reason", "row_model", "row_ids", "row_digest", "key_id",
+            "mac", "seq", "prev_hash", "hash", "sealed",
         ]  # fmt: skip
         read_only_fields = fields
 
     def get_sealed(self, entry: AuditEntry) -> bool:
-        return entry.seq is not None
+        if entry.seq is not None:
+            return True
+        if "sealed_below" not in self.context:
+            self.context["sealed_below"] = trail.sealed_below()
+        key = trail.order_key(entry)
+        return key is not None and key < self.context["sealed_below"]
 
 
 class AuditCursorPagination(pagination.CursorPagination):

@@ -16,12 +16,13 @@ from django.http import HttpRequest, HttpResponse, StreamingHttpResponse
 from django.shortcuts import redirect, render
 from django.urls import path, reverse
 from django.utils import timezone
+from django.utils.dateparse import parse_datetime
 from django.utils.http import urlencode
 from django.utils.translation import gettext as _
 from django.utils.translation import gettext_lazy
 from django.views.decorators.http import require_POST, require_safe
 
-from core import evidence, selectors, trail
+from core import checkpoints, evidence, selectors, trail
 from core.forms import StyledFormMixin
 from core.models import AuditEntry
 
@@ -113,6 +114,21 @@ def _verification() -> dict | None:
     }
 
 
+def _checkpoint() -> dict | None:
+    latest = checkpoints.latest()
+    if latest is None:
+        return None
+    name, payload, valid = latest
+    at = parse_datetime(payload.get("created_at", "")) if payload else None
+    return {
+        "name": name,
+        "valid": valid,
+        "seal_seq": payload.get("seal_seq"),
+        "total": payload.get("total"),
+        "at": at,
+    }
+
+
 def _filters_label(filters: selectors.AuditFilters) -> str:
     return urlencode(filters.as_params()) or "all"
 
@@ -141,6 +157,8 @@ def audit_list_view(request: HttpRequest) -> HttpResponse:
         return render(request, "core/partials/audit_results.html", ctx)
     ctx.update(
         verification=_verification(),
+        checkpoint=_checkpoint(),
+        checkpoint_location=checkpoints.location(),
         fingerprint=evidence.fingerprint(),
         bundle_limit=evidence.BUNDLE_LIMIT,
     )
@@ -154,6 +172,7 @@ def audit_entry_view(request: HttpRequest, pk: int) -> HttpResponse:
         "entry": entry,
         "diff": _diff_rows(entry),
         "model_label": dict(_model_choices()).get(entry.model, entry.model),
+        "seal": trail.seal_of(entry),
     }
     return render(request, "core/audit_entry.html", ctx)
 
@@ -241,10 +260,9 @@ def audit_export_bundle_view(request: HttpRequest) -> HttpResponse:
         model="core.auditentry",
         object_label="audit trail signed bundle",
         actor=request.user,
-        # The bundle holds sealed entries only; unsealed ones wait for the sealer.
         changes={
             "filters": [None, _filters_label(filters)],
-            "entries": [None, sum(1 for e in entries if e.seq)],
+            "entries": [None, len(entries)],
         },
     )
     response = HttpResponse(raw, content_type="application/json")

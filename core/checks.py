@@ -16,14 +16,19 @@ def field_encryption_key_check(app_configs, **kwargs) -> list[checks.CheckMessag
 
 @checks.register(checks.Tags.security)
 def audit_signing_key_check(app_configs, **kwargs) -> list[checks.CheckMessage]:
-    """A malformed AUDIT_SIGNING_KEY fails at startup, not at the first evidence export."""
-    from core import evidence
+    """A malformed AUDIT_SIGNING_KEY (or previous key) fails at startup, not at
+    the first entry the trail writes."""
+    from core import auditkeys
 
     try:
-        evidence.signing_key()
+        auditkeys.known_ids()
     except ValueError as exc:  # binascii.Error is one
         return [
-            checks.Error(f"AUDIT_SIGNING_KEY must be base64 of 32 bytes: {exc}", id="paycrm.E002")
+            checks.Error(
+                f"AUDIT_SIGNING_KEY and AUDIT_PREVIOUS_SIGNING_KEYS must be base64 of 32 bytes: "
+                f"{exc}",
+                id="paycrm.E002",
+            )
         ]
     return []
 
@@ -36,8 +41,9 @@ def audit_signing_key_deploy_check(app_configs, **kwargs) -> list[checks.CheckMe
         return []
     return [
         checks.Warning(
-            "AUDIT_SIGNING_KEY is not set: evidence bundles are signed with a key derived "
-            "from SECRET_KEY, so whoever holds SECRET_KEY could sign a forged bundle.",
+            "AUDIT_SIGNING_KEY is not set: the audit trail's MACs, checkpoints and evidence "
+            "bundles use a key derived from SECRET_KEY, so whoever holds SECRET_KEY could "
+            "forge them.",
             hint='Set it to base64 of 32 random bytes (README, "Audit trail").',
             id="paycrm.W001",
         )

@@ -1,12 +1,14 @@
 """Evidence for auditors: the filtered trail as CSV, or as a signed JSON bundle.
 
-A bundle holds the entries with their chain hashes, the chain head and the
-verification result at export time, signed with Ed25519. Anyone holding it
-can check it without our database: ``manage.py verify_audit_trail --bundle
-FILE`` checks the signature, recomputes every entry's hash and the links
-between consecutive entries. The public key travels in the bundle; its
-fingerprint is shown on the compliance page, so an auditor can compare it
-with the one the company publishes.
+A bundle holds the entries with their MACs, the head seal, the last
+checkpoint and the last verification at export time, signed with Ed25519.
+Anyone holding it can check it without our database: ``manage.py
+verify_audit_trail --bundle FILE`` checks the signature and, for an archive
+(which carries whole seals), every seal's digest over its entries and the
+links between seals; entries of the earlier format are re-hashed and linked.
+The MACs themselves need the key, which stays with the company. The public
+key travels in the bundle; its fingerprint is shown on the compliance page,
+so an auditor can compare it with the one the company publishes.
 """
 
 from __future__ import annotations
@@ -19,24 +21,22 @@ from collections.abc import Iterable, Iterator
 from dataclasses import dataclass, field
 
 from cryptography.exceptions import InvalidSignature
-from cryptography.hazmat.primitives import serialization
 from cryptography.hazmat.primitives.asymmetric.ed25519 import (
     Ed25519PrivateKey,
     Ed25519PublicKey,
 )
-from django.conf import settings
 from django.db.models import QuerySet
 from django.utils import timezone
 
-from core import trail
-from core.models import AuditEntry
+from core import auditkeys, checkpoints, trail
+from core.models import AuditEntry, AuditSeal
 
-FORMAT = "paycrm-audit-evidence/1"
+FORMAT = "paycrm-audit-evidence/2"
 BUNDLE_LIMIT = 50_000  # entries per signed bundle (built in memory); the CSV streams any number
 CSV_HEADER = [
     "id", "seq", "time_utc", "actor", "actor_kind", "origin", "ip_address", "user_agent",
     "action", "success", "model", "object_id", "object", "merchant_id", "changes", "reason",
-    "prev_hash", "hash",
+    "rows_model", "rows", "rows_digest", "key_id", "mac",
 ]  # fmt: skip
 
 
@@ -46,18 +46,11 @@ CSV_HEADER = [
 
 
 def signing_key() -> Ed25519PrivateKey:
-    configured = settings.AUDIT_SIGNING_KEY
-    if configured:
-        seed = base64.b64decode(configured, validate=True)
-        if len(seed) != 32:
-            raise ValueError(f"{len(seed)} bytes instead of 32")
-    else:
-        seed = hashlib.sha256(b"paycrm-audit-signing|" + settings.SECRET_KEY.encode()).digest()
-    return Ed25519PrivateKey.from_private_bytes(seed)
+    return auditkeys.signing_key()
 
 
 def _public_bytes(key: Ed25519PublicKey) -> bytes:
-    return key.public_bytes(serialization.Encoding.Raw, serialization.PublicFormat.Raw)
+    return auditkeys.public_bytes(key)
 
 
 def fingerprint(public: bytes | None = None) -> str:
@@ -91,7 +84,7 @@ def csv_lines(entries: Iterable[AuditEntry]) -> Iterator[str]:
                 _cell(v)
                 for v in (
                     e.pk,
-                    e.seq,
+                    e.seq or "",
                     trail.content(e)["created_at"],
                     e.actor_label,
                     e.actor_kind,
@@ -106,8 +99,11 @@ def csv_lines(entries: Iterable[AuditEntry]) -> Iterator[str]:
                     e.merchant_id,
                     json.dumps(e.changes, ensure_ascii=False, sort_keys=True),
                     e.reason,
-                    e.prev_hash,
-                    e.hash,
+                    e.row_model,
+                    json.dumps(e.row_ids),
+                    e.row_digest,
+                    e.key_id or "legacy",
+                    e.mac or e.hash,
                 )
             ]
         )
@@ -131,7 +127,14 @@ def iterate(qs: QuerySet[AuditEntry], *, chunk: int = 2000) -> Iterator[AuditEnt
 
 
 def _entry_record(e: AuditEntry) -> dict:
-    return {**trail.content(e), "prev_hash": e.prev_hash, "hash": e.hash}
+    record = {**trail.content(e), "mac": e.mac, "txid": e.txid}
+    if trail.is_legacy(e):
+        record.update(seq=e.seq, prev_hash=e.prev_hash, hash=e.hash)
+    return record
+
+
+def _seal_record(row: AuditSeal) -> dict:
+    return {**trail.seal_content(row), "mac": row.mac}
 
 
 def latest_verification() -> dict | None:
@@ -151,26 +154,30 @@ def build_bundle(
     filters: dict,
     generated_by: str,
     verification: dict | None = None,
+    seals: Iterable[AuditSeal] = (),
 ) -> bytes:
-    """A signed JSON bundle of ``entries`` (sealed ones only; oldest first).
+    """A signed JSON bundle of ``entries`` (oldest first), with ``seals``
+    when it is an archive of whole seals.
 
     ``verification`` is the result of a walk of the whole chain; without one,
     the last recorded verification goes in (walking millions of entries for
     every export would make exports slow, and the walk is on the trail).
     """
-    records = sorted((_entry_record(e) for e in entries if e.seq), key=lambda r: r["seq"])
-    head = (
-        AuditEntry.objects.filter(seq__isnull=False).order_by("-seq").values("seq", "hash").first()
-    )
+    records = sorted((_entry_record(e) for e in entries), key=lambda r: r["id"])
+    head = AuditSeal.objects.order_by("-seq").first()
+    latest = checkpoints.latest()
     key = signing_key()
     payload = {
         "format": FORMAT,
         "generated_at": trail.timestamp(timezone.now()),
         "generated_by": generated_by,
         "filters": filters,
-        "chain_head": head,
+        "head_seal": _seal_record(head) if head else None,
+        "checkpoint": {"name": latest[0], **latest[1]} if latest else None,
         "verification": verification if verification is not None else latest_verification(),
         "entries": records,
+        "seals": [_seal_record(row) for row in seals],
+        "key_id": auditkeys.current_id(),
         "public_key": base64.b64encode(_public_bytes(key.public_key())).decode(),
     }
     signature = key.sign(trail.canonical(payload))
@@ -184,7 +191,7 @@ class BundleCheck:
     signature_valid: bool = False
     key_fingerprint: str = ""
     entries: int = 0
-    links_checked: int = 0
+    seals: int = 0
     problems: list[str] = field(default_factory=list)
 
     def fail(self, problem: str) -> None:
@@ -192,8 +199,13 @@ class BundleCheck:
         self.problems.append(problem)
 
 
+def _order_key(record: dict) -> tuple:
+    return (record["txid"] if record.get("txid") is not None else record["id"], record["id"])
+
+
 def verify_bundle(raw: bytes) -> BundleCheck:
-    """Check a bundle on its own: signature, every entry's hash, every link."""
+    """Check a bundle on its own: signature, earlier-format hashes and links,
+    and for an archive every seal's digest over its entries and the links."""
     check = BundleCheck()
     try:
         payload = json.loads(raw)
@@ -210,21 +222,31 @@ def verify_bundle(raw: bytes) -> BundleCheck:
         check.signature_valid = True
     except (InvalidSignature, ValueError):
         check.fail("signature does not match the contents: the bundle was altered")
+    entries = payload.get("entries", [])
+    check.entries = len(entries)
     previous = None
-    for record in payload.get("entries", []):
-        check.entries += 1
-        recomputed = trail.entry_hash(record["prev_hash"], record)
-        if recomputed != record["hash"]:
-            check.fail(
-                f"entry {record['id']} (seq {record['seq']}): content altered; "
-                f"expected {recomputed}, found {record['hash']}"
-            )
-        if previous is not None and record["seq"] == previous["seq"] + 1:
-            check.links_checked += 1
-            if record["prev_hash"] != previous["hash"]:
-                check.fail(
-                    f"entry {record['id']} (seq {record['seq']}): link broken; "
-                    f"expected {previous['hash']}, found {record['prev_hash']}"
-                )
+    for record in sorted((r for r in entries if r.get("seq")), key=lambda r: r["seq"]):
+        if trail.legacy_hash(record["prev_hash"], record) != record["hash"]:
+            check.fail(f"entry {record['id']} (seq {record['seq']}): content altered")
+        linked = previous is not None and record["seq"] == previous["seq"] + 1
+        if linked and record["prev_hash"] != previous["hash"]:
+            check.fail(f"entry {record['id']} (seq {record['seq']}): link broken")
         previous = record
+    by_id = {r["id"]: r for r in entries if not r.get("seq")}
+    prev_seal = None
+    for row in payload.get("seals", []):
+        check.seals += 1
+        ids = list(trail.ids_of(row["entry_ids"]))
+        missing = [pk for pk in ids if pk not in by_id]
+        if missing:
+            check.fail(f"seal {row['seq']}: entries missing from the bundle: {missing[:10]}")
+            continue
+        covered = sorted((by_id[pk] for pk in ids), key=_order_key)
+        if trail.entries_digest((r["id"], r["mac"]) for r in covered) != row["digest"]:
+            check.fail(f"seal {row['seq']}: digest of its entries does not match")
+        if prev_seal is not None and (
+            row["seq"] != prev_seal["seq"] + 1 or row["prev_mac"] != prev_seal["mac"]
+        ):
+            check.fail(f"seal {row['seq']}: link to seal {prev_seal['seq']} broken")
+        prev_seal = row
     return check

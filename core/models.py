@@ -226,13 +226,18 @@ class AuditEntry(models.Model):
     """One line of the compliance trail (PCI DSS 10.2): who did what to which
     record, when, from where and why, with the fields it changed.
 
-    Entries are written in the writer's transaction with ``seq`` empty and
-    sealed right after it commits (``core.trail.seal``): the sealer numbers
-    them and stores ``hash = SHA-256(prev_hash + canonical content)``. The
-    table is insert-only; on PostgreSQL a trigger refuses every UPDATE but
-    the sealing one and every DELETE but of archived entries. It keeps no
-    simple-history of its own: the entry *is* the history, and its integrity
-    is the hash chain.
+    An entry is written once, complete: the application computes ``mac``
+    (HMAC-SHA256 under a key derived from ``AUDIT_SIGNING_KEY``, named by
+    ``key_id``) over every column before inserting it. The rows an entry
+    proves (a history row, or a batch of ledger rows) are named by
+    ``row_model``/``row_ids`` with ``row_digest``, a keyed Merkle root over
+    their canonical content. Chain order is kept beside the entries, in
+    :class:`AuditSeal`. On PostgreSQL triggers make the table insert-only and
+    stamp ``txid`` (the writing transaction) on the way in.
+
+    ``seq``/``prev_hash``/``hash`` belong to entries written before the
+    keyed format (an unkeyed SHA-256 chain); they are verified as they are and
+    anchored by an authenticated entry written when the format changed.
     """
 
     class Action(models.TextChoices):
@@ -254,6 +259,7 @@ class AuditEntry(models.Model):
         EXPORT = "export", _("Exported")
         VERIFY = "verify", _("Trail verified")
         ARCHIVE = "archive", _("Trail archived")
+        REANCHOR = "reanchor", _("Earlier trail anchored")
 
     class ActorKind(models.TextChoices):
         USER = "user", _("User")
@@ -283,24 +289,76 @@ class AuditEntry(models.Model):
     merchant_id = models.BigIntegerField(null=True, blank=True)
     changes = models.JSONField(default=dict, blank=True)  # {"field": [before, after]}
     reason = models.CharField(max_length=300, blank=True)
-    # The chain: set once by the sealer, never again.
-    seq = models.BigIntegerField(null=True, blank=True, unique=True, editable=False)
+    # The rows this entry proves: ``[[first id, last id], ...]`` of
+    # ``row_model``, and a keyed Merkle root over their content.
+    row_model = models.CharField(max_length=100, blank=True)
+    row_ids = models.JSONField(default=list, blank=True)
+    row_first = models.BigIntegerField(null=True, blank=True)
+    row_last = models.BigIntegerField(null=True, blank=True)
+    row_digest = models.CharField(max_length=64, blank=True)
+    key_id = models.CharField(max_length=16, blank=True)
+    mac = models.CharField(max_length=64, blank=True)
+    # PostgreSQL: the writing transaction's id, stamped by the insert trigger;
+    # the sealer covers every entry of the transactions that have ended.
+    txid = models.BigIntegerField(null=True, blank=True, editable=False)
+    # Entries of the earlier, unkeyed chain.
+    seq = models.BigIntegerField(null=True, blank=True, editable=False)
     prev_hash = models.CharField(max_length=64, blank=True, editable=False)
     hash = models.CharField(max_length=64, blank=True, editable=False)
 
     class Meta:
         ordering = ["-id"]
         verbose_name_plural = _("audit entries")
+        constraints = [
+            models.UniqueConstraint(
+                fields=["seq"], condition=models.Q(seq__isnull=False), name="audit_legacy_seq"
+            ),
+        ]
         indexes = [
             models.Index(fields=["merchant_id", "-id"], name="audit_merchant"),
             models.Index(fields=["model", "object_id", "-id"], name="audit_object"),
             models.Index(fields=["actor", "-id"], name="audit_actor"),
             models.Index(fields=["action", "-id"], name="audit_action"),
             models.Index(fields=["created_at"], name="audit_time"),
+            models.Index(fields=["txid", "id"], name="audit_txid"),
             models.Index(
-                fields=["id"], name="audit_unsealed", condition=models.Q(seq__isnull=True)
+                fields=["row_model", "row_last"],
+                name="audit_rows",
+                condition=models.Q(row_last__isnull=False),
             ),
         ]
 
     def __str__(self) -> str:
         return f"#{self.pk} {self.action} {self.model}#{self.object_id} by {self.actor_label}"
+
+
+class AuditSeal(models.Model):
+    """One link of the audit trail's chain: the entries of the transactions
+    that ended since the previous seal, in order, under a keyed MAC.
+
+    A seal covers every entry whose order key lies in ``[low, high)``: on
+    PostgreSQL the writing transaction's id (``high`` is the oldest
+    transaction still running when the seal was made, so no entry can join
+    the range later), on SQLite the entry id (one writer at a time).
+    ``digest`` is SHA-256 over the covered entries' ids and MACs; ``total``
+    counts every entry sealed so far, archived ones included. Insert-only.
+    """
+
+    seq = models.BigIntegerField(unique=True)
+    created_at = models.DateTimeField(default=timezone.now)
+    key_id = models.CharField(max_length=16)
+    low = models.BigIntegerField()
+    high = models.BigIntegerField()
+    entries = models.PositiveIntegerField()
+    total = models.BigIntegerField()
+    entry_ids = models.JSONField(default=list)  # [[first, last], ...]
+    digest = models.CharField(max_length=64)
+    prev_mac = models.CharField(max_length=64, blank=True)
+    mac = models.CharField(max_length=64)
+
+    class Meta:
+        ordering = ["-seq"]
+        indexes = [models.Index(fields=["high"], name="audit_seal_high")]
+
+    def __str__(self) -> str:
+        return f"seal {self.seq} ({self.entries} entries)"

@@ -77,9 +77,11 @@ class AuditFilters:
                 qs = qs.filter(actor_label=self.actor, actor_kind=AuditEntry.ActorKind.API_KEY)
         if self.action:
             qs = qs.filter(action=self.action)
-        if self.model:
+        if self.model and self.object_id:
+            qs = qs.filter(_record_q(self.model, self.object_id))
+        elif self.model:
             qs = qs.filter(model=self.model)
-        if self.object_id:
+        elif self.object_id:
             qs = qs.filter(object_id=self.object_id)
         if self.merchant:
             qs = qs.filter(merchant_id=self.merchant)
@@ -124,6 +126,41 @@ def _last_id_before(moment: dt.datetime) -> Subquery:
     )
 
 
+def _covering_entries(model: str, object_id: str) -> list[int]:
+    """Entries that prove a row of the record in bulk (a ledger batch, a
+    batch of statement lines' history rows) without naming it as their object."""
+    try:
+        pk = int(object_id)
+        target = apps.get_model(model)
+    except (ValueError, LookupError):
+        return []
+    wanted: list[tuple[str, set[int]]] = [(model, {pk})]
+    history = getattr(target, "history", None)
+    if history is not None and hasattr(history, "model"):
+        hids = set(
+            history.model.objects.filter(**{target._meta.pk.attname: pk}).values_list(
+                "history_id", flat=True
+            )[:1000]
+        )
+        if hids:
+            wanted.append((history.model._meta.label_lower, hids))
+    found = []
+    for row_model, ids in wanted:
+        candidates = AuditEntry.objects.filter(
+            row_model=row_model, row_first__lte=max(ids), row_last__gte=min(ids)
+        ).values_list("id", "row_ids")[:200]
+        for entry_id, ranges in candidates:
+            if any(first <= i <= last for first, last in ranges for i in ids):
+                found.append(entry_id)
+    return found
+
+
+def _record_q(model: str, object_id: str) -> Q:
+    q = Q(model=model, object_id=object_id)
+    covering = _covering_entries(model, object_id)
+    return q | Q(pk__in=covering) if covering else q
+
+
 def audit_entry_list(*, user: User, filters: AuditFilters | None = None) -> QuerySet[AuditEntry]:
     """Newest first. PermissionDenied for anyone without the audit permission."""
     _require(user)
@@ -139,7 +176,7 @@ def audit_entry_get(*, user: User, pk: int) -> AuditEntry:
 def audit_record_history(*, user: User, model: str, object_id: str) -> QuerySet[AuditEntry]:
     """Everything that happened to one record, oldest first."""
     _require(user)
-    return AuditEntry.objects.filter(model=model.lower(), object_id=object_id).order_by("id")
+    return AuditEntry.objects.filter(_record_q(model.lower(), object_id)).order_by("id")
 
 
 @dataclass

@@ -232,3 +232,53 @@ def system_user() -> User:
         defaults={"first_name": "System", "is_active": False},
     )
     return user
+
+
+# ---------------------------------------------------------------------------
+# Audit trail upkeep
+# ---------------------------------------------------------------------------
+
+
+def audit_verify(*, records: bool = False, record: bool = True, actor: User | None = None):
+    """Seal what has ended, check the whole trail and, when it is intact,
+    sign a checkpoint of its head outside the database. The outcome goes on
+    the trail (unless ``record`` is off)."""
+    from core import checkpoints, trail, trailcheck
+
+    trail.seal()
+    result = trailcheck.verify(records=records)
+    if record:
+        trailcheck.record_verification(result, actor=actor)
+    if result.intact and result.head_seal:
+        result.checkpoint = checkpoints.write(
+            seal_seq=result.head_seal,
+            seal_mac=result.head_mac,
+            total=result.total,
+            reason="verification",
+        )
+    return result
+
+
+def audit_checkpoint(*, reason: str) -> str:
+    """Beat's checkpoint: the seals since the last checkpoint are checked
+    first, so that a tampered head is never signed. Returns the checkpoint's
+    name, or "" when nothing was written."""
+    import logging
+
+    from core import checkpoints, trail, trailcheck
+
+    with audit.acting_as(system_user(), origin="task core.audit_trail_checkpoint"):
+        trail.seal()
+        result = trailcheck.verify_since_checkpoint()
+        if not result.intact:
+            logging.getLogger(__name__).error("audit trail: %s", result.summary())
+            trailcheck.record_verification(result)
+            return ""
+    if not result.head_seal:
+        return ""
+    latest = checkpoints.latest()
+    if latest and latest[1].get("seal_seq") == result.head_seal:
+        return latest[0]  # nothing sealed since
+    return checkpoints.write(
+        seal_seq=result.head_seal, seal_mac=result.head_mac, total=result.total, reason=reason
+    )

@@ -1,35 +1,34 @@
-"""The compliance audit trail: one hash-chained line per change, sign-in, grant…
+"""The compliance audit trail: one authenticated line per change, sign-in, grant…
 
 Writing: every simple-history row appends an :class:`AuditEntry` from the
-``post_create_historical_record`` signal (:func:`append_from_history`); bulk
-paths build their entries in memory and insert them with one statement per
-batch (:func:`append_many`). Entries are written unsealed, in the writer's
-own transaction, so that a rolled-back change leaves no line behind.
+``post_create_historical_record`` signal (:func:`append_from_history`) that
+names the history row and carries its keyed digest; bulk paths (ledger
+ingestion, settlement calculation, reconciliation) write **one entry per
+batch** naming its rows by id with a keyed Merkle root over their content
+(:func:`rows_entry`). Every entry is complete when inserted: the application
+allocates its id and computes its MAC (HMAC-SHA256 under a key derived from
+``AUDIT_SIGNING_KEY``, see :mod:`core.auditkeys`), so someone with the
+database but not the key can neither forge an entry nor edit one.
 
-Sealing: right after a writing transaction commits, :func:`seal` takes a
-lock (a PostgreSQL advisory lock; SQLite has one writer anyway), numbers the
-committed unsealed entries in id order after the last sealed one and stores
-``hash = SHA-256(prev_hash + canonical content)``. Only the short sealing
-transaction is serialised, never the writers themselves, and an entry whose
-transaction commits while another sealer runs is picked up by its own
-sealer. That quick seal looks only near the top of the trail
-(``SEAL_WINDOW``); beat's full sweep every minute seals whatever it left (a
-writer that died between commit and seal, a very long transaction).
+Sealing: after a writing transaction commits, :func:`seal` takes a lock (a
+PostgreSQL advisory lock held for the assignment only; SQLite has one writer)
+and inserts one :class:`AuditSeal` covering every entry of the transactions
+that have ended since the previous seal, in (transaction, id) order, with a
+keyed link to the previous seal. Entries are never rewritten; writers never
+wait for each other. Beat's sweep seals whatever a dead writer left.
 
-Checking: :func:`verify` walks the chain in ``seq`` order and reports the
-first entry whose content, link or number does not match.
+Checking is in :mod:`core.trailcheck`; checkpoints outside the database in
+:mod:`core.checkpoints`.
 """
 
 from __future__ import annotations
 
-import contextlib
 import datetime as dt
 import hashlib
 import json
 import logging
 import re
-from collections.abc import Iterable, Iterator
-from dataclasses import asdict, dataclass
+from collections.abc import Iterable, Sequence
 from decimal import Decimal
 from typing import Any
 
@@ -37,11 +36,10 @@ from django.conf import settings
 from django.db import connection, models, transaction
 from django.utils import timezone
 from guardian.models.models import BaseObjectPermission, GroupObjectPermissionBase
-from simple_history.utils import bulk_create_with_history as _bulk_create_with_history
 
-from core import audit
+from core import audit, auditkeys
 from core.crypto import EncryptedTextField
-from core.models import AuditEntry, AuthEvent, SensitiveAccess
+from core.models import AuditEntry, AuditSeal, AuthEvent, SensitiveAccess
 
 Action = AuditEntry.Action
 logger = logging.getLogger(__name__)
@@ -55,25 +53,20 @@ _SECRET_NAME = re.compile(
 )
 # Bookkeeping columns that every save touches: not news to an auditor.
 _NOISE = {"updated_at"}
-_HASHED = (
-    "id",
-    "seq",
-    "created_at",
-    "actor_id",
-    "actor_label",
-    "actor_kind",
-    "origin",
-    "ip_address",
-    "user_agent",
-    "action",
-    "success",
-    "model",
-    "object_id",
-    "object_label",
-    "merchant_id",
-    "changes",
-    "reason",
-)
+# What an entry's MAC covers: every column but the MAC itself, the order key
+# the database stamps and the columns of the earlier chain.
+_MACED = (
+    "id", "created_at", "actor_id", "actor_label", "actor_kind", "origin", "ip_address",
+    "user_agent", "action", "success", "model", "object_id", "object_label", "merchant_id",
+    "changes", "reason", "row_model", "row_ids", "row_first", "row_last", "row_digest",
+    "key_id",
+)  # fmt: skip
+# The earlier, unkeyed chain's content (entries written before the keyed format).
+_LEGACY_HASHED = (
+    "id", "seq", "created_at", "actor_id", "actor_label", "actor_kind", "origin",
+    "ip_address", "user_agent", "action", "success", "model", "object_id", "object_label",
+    "merchant_id", "changes", "reason",
+)  # fmt: skip
 _FAILURES = {
     AuthEvent.Kind.SIGN_IN_FAILED,
     AuthEvent.Kind.SECOND_FACTOR_FAILED,
@@ -90,21 +83,147 @@ def timestamp(value: dt.datetime) -> str:
     return value.astimezone(dt.UTC).isoformat(timespec="microseconds")
 
 
+def _getter(entry: AuditEntry | dict):
+    return entry.get if isinstance(entry, dict) else lambda name: getattr(entry, name)
+
+
 def content(entry: AuditEntry | dict) -> dict[str, Any]:
-    """What the hash covers: every column but the hash itself and prev_hash."""
-    get = entry.get if isinstance(entry, dict) else lambda name: getattr(entry, name)
-    out = {name: get(name) for name in _HASHED}
+    """What an entry's MAC covers, as JSON-stable values."""
+    get = _getter(entry)
+    out = {name: get(name) for name in _MACED}
     if isinstance(out["created_at"], dt.datetime):
         out["created_at"] = timestamp(out["created_at"])
     return out
 
 
-def canonical(data: dict[str, Any]) -> bytes:
+def canonical(data: Any) -> bytes:
     return json.dumps(data, sort_keys=True, separators=(",", ":"), ensure_ascii=False).encode()
 
 
-def entry_hash(prev_hash: str, entry: AuditEntry | dict) -> str:
-    return hashlib.sha256(prev_hash.encode() + b"\n" + canonical(content(entry))).hexdigest()
+def entry_mac(entry: AuditEntry | dict) -> str | None:
+    """The entry's MAC under its own key id; None when that key is unknown here."""
+    return auditkeys.mac(
+        "entry", _getter(entry)("key_id"), b"entry/2\n" + canonical(content(entry))
+    )
+
+
+def is_legacy(entry: AuditEntry | dict) -> bool:
+    return _getter(entry)("seq") is not None
+
+
+def legacy_hash(prev_hash: str, entry: AuditEntry | dict) -> str:
+    """The earlier format's unkeyed link: SHA-256(prev_hash + content)."""
+    get = _getter(entry)
+    data = {name: get(name) for name in _LEGACY_HASHED}
+    if isinstance(data["created_at"], dt.datetime):
+        data["created_at"] = timestamp(data["created_at"])
+    return hashlib.sha256(prev_hash.encode() + b"\n" + canonical(data)).hexdigest()
+
+
+# ---------------------------------------------------------------------------
+# Digests of the records an entry proves
+# ---------------------------------------------------------------------------
+
+
+def _normalizer(field: models.Field):
+    """How a column's value reads to the digest, the same whether it comes
+    from an object in memory or from the database."""
+    target = field.target_field if field.is_relation and field.many_to_one else field
+    if isinstance(target, models.DecimalField):
+        exponent = Decimal(1).scaleb(-target.decimal_places)
+        return lambda v: format(target.to_python(v).quantize(exponent), "f")
+
+    if isinstance(target, models.DateTimeField):
+
+        def moment(value):
+            value = target.to_python(value)
+            return timestamp(timezone.make_aware(value) if timezone.is_naive(value) else value)
+
+        return moment
+    if isinstance(target, models.DateField):
+        return lambda v: target.to_python(v).isoformat()
+    if isinstance(target, models.BooleanField):
+        return lambda v: bool(target.to_python(v))
+    if isinstance(target, models.IntegerField | models.AutoField):
+        return int
+    if isinstance(target, models.JSONField):
+        return lambda v: canonical(v).decode()
+    if isinstance(target, models.BinaryField):
+        return lambda v: bytes(v).hex()
+    return str
+
+
+_NORMALIZERS: dict[models.Field, Any] = {}
+
+
+def _norm(field: models.Field, value: Any) -> Any:
+    if value is None:
+        return None
+    normalize = _NORMALIZERS.get(field)
+    if normalize is None:
+        normalize = _NORMALIZERS[field] = _normalizer(field)
+    return normalize(value)
+
+
+def digest_fields(model) -> list[models.Field]:
+    return list(model._meta.concrete_fields)
+
+
+def row_leaf(fields: Sequence[models.Field], values: Sequence[Any], key_id: str) -> bytes:
+    """Keyed digest of one row (its column values in ``fields`` order): keyed,
+    so that a digest beside an encrypted value cannot be brute-forced. Empty
+    (NULL) columns are left out, so a nullable column added later does not
+    change the digests of earlier rows."""
+    data = {f.attname: _norm(f, v) for f, v in zip(fields, values, strict=True) if v is not None}
+    return bytes.fromhex(auditkeys.mac("record", key_id, canonical(data)) or "")
+
+
+def merkle_root(leaves: list[bytes]) -> str:
+    """SHA-256 Merkle root (leaves in id order; an odd node is carried up)."""
+    level = [hashlib.sha256(b"\x00" + leaf).digest() for leaf in leaves]
+    if not level:
+        return ""
+    while len(level) > 1:
+        nxt = [
+            hashlib.sha256(b"\x01" + level[i] + level[i + 1]).digest()
+            for i in range(0, len(level) - 1, 2)
+        ]
+        if len(level) % 2:
+            nxt.append(level[-1])
+        level = nxt
+    return level[0].hex()
+
+
+def id_ranges(ids: Iterable[int]) -> list[list[int]]:
+    """Sorted ids as ``[[first, last], ...]`` runs."""
+    out: list[list[int]] = []
+    for pk in sorted(ids):
+        if out and pk == out[-1][1] + 1:
+            out[-1][1] = pk
+        else:
+            out.append([pk, pk])
+    return out
+
+
+def ids_of(ranges: Iterable[Sequence[int]]) -> Iterable[int]:
+    for first, last in ranges:
+        yield from range(first, last + 1)
+
+
+def objects_digest(objs: Sequence[models.Model], key_id: str) -> str:
+    """Merkle root over stored objects (in id order), from the objects in memory."""
+    if not objs:
+        return ""
+    fields = digest_fields(type(objs[0]))
+    return values_digest(fields, [[getattr(o, f.attname) for f in fields] for o in objs], key_id)
+
+
+def values_digest(fields: Sequence[models.Field], rows: Sequence[Sequence], key_id: str) -> str:
+    """Merkle root over rows given as values in ``fields`` order (the
+    primary key among them), taken in primary key order."""
+    pk_at = [f.primary_key for f in fields].index(True)
+    ordered = sorted(rows, key=lambda row: row[pk_at])
+    return merkle_root([row_leaf(fields, row, key_id) for row in ordered])
 
 
 # ---------------------------------------------------------------------------
@@ -310,33 +429,68 @@ def new_entry(
 # ---------------------------------------------------------------------------
 
 
+def _allocate_ids(count: int) -> list[int]:
+    """Ids for entries about to be written, so that their MACs can cover them.
+
+    PostgreSQL: from the table's sequence. SQLite: after the highest id ever
+    given, inside the caller's transaction, which holds SQLite's one write
+    lock (``transaction_mode`` IMMEDIATE), so no one else can take them.
+    """
+    table = AuditEntry._meta.db_table
+    with connection.cursor() as cursor:
+        if connection.vendor == "postgresql":
+            cursor.execute(
+                "SELECT nextval(pg_get_serial_sequence(%s, 'id')) FROM generate_series(1, %s)",
+                [table, count],
+            )
+            return [row[0] for row in cursor.fetchall()]
+        cursor.execute(f"SELECT coalesce(max(id), 0) FROM {table}")  # noqa: S608
+        top = cursor.fetchone()[0]
+        cursor.execute("SELECT seq FROM sqlite_sequence WHERE name = %s", [table])
+        row = cursor.fetchone()
+        top = max(top, row[0] if row else 0)
+    return list(range(top + 1, top + 1 + count))
+
+
+def _authenticate(entries: list[AuditEntry]) -> None:
+    key_id = auditkeys.current_id()
+    for entry, pk in zip(entries, _allocate_ids(len(entries)), strict=True):
+        entry.pk = pk
+        entry.key_id = key_id
+        entry.mac = entry_mac(entry)
+
+
 def append(**fields: Any) -> AuditEntry:
     """Write one entry now (exports, reveals, verifications…); see :func:`new_entry`."""
     entry = new_entry(**fields)
-    entry.save(force_insert=True)
-    schedule_seal()
+    _write([entry])
     return entry
 
 
 def append_many(entries: list[AuditEntry], *, batch_size: int = 2000) -> None:
-    """Bulk paths: one statement per batch of entries (COPY on PostgreSQL)."""
-    if not entries:
-        return
-    if connection.vendor == "postgresql":
-        _copy(entries)
-    else:
-        AuditEntry.objects.bulk_create(entries, batch_size=batch_size)
+    """Write entries with one statement per batch (COPY on PostgreSQL)."""
+    if entries:
+        _write(entries, batch_size=batch_size)
+
+
+def _write(entries: list[AuditEntry], *, batch_size: int = 2000) -> None:
+    with transaction.atomic():
+        _authenticate(entries)
+        if connection.vendor == "postgresql":
+            _copy(entries)
+        else:
+            AuditEntry.objects.bulk_create(entries, batch_size=batch_size)
     schedule_seal()
 
 
-# Columns an entry is written with; seq stays empty for the sealer.
-_WRITTEN = [f for f in AuditEntry._meta.concrete_fields if f.name not in ("id", "seq")]
+# Columns an entry is written with; txid is the database's to stamp, seq
+# stays empty (the earlier chain's), prev_hash and hash blank.
+_WRITTEN = [f for f in AuditEntry._meta.concrete_fields if f.name not in ("txid", "seq")]
 
 
 def _copy(entries: list[AuditEntry]) -> None:
-    """PostgreSQL: COPY, in the writer's transaction. Binding a thousand
-    entries' seventeen parameters each costs the client more than the
-    database spends on the insert; COPY streams them instead."""
+    """PostgreSQL: COPY, in the writer's transaction: binding a batch's
+    parameters one by one costs the client more than the insert itself."""
     quote = connection.ops.quote_name
     columns = ", ".join(quote(f.column) for f in _WRITTEN)
     json_fields = {f.attname for f in _WRITTEN if isinstance(f, models.JSONField)}
@@ -355,6 +509,17 @@ def _copy(entries: list[AuditEntry]) -> None:
                     for f in _WRITTEN
                 ]
             )
+
+
+def prove_rows(entry: AuditEntry, model, ids: Sequence[int], digest: str) -> AuditEntry:
+    """Name the rows ``entry`` proves and their digest (see :func:`objects_digest`)."""
+    ranges = id_ranges(ids)
+    entry.row_model = model._meta.label_lower
+    entry.row_ids = ranges
+    entry.row_first = ranges[0][0] if ranges else None
+    entry.row_last = ranges[-1][1] if ranges else None
+    entry.row_digest = digest
+    return entry
 
 
 def _target(instance) -> models.Model | None:
@@ -422,7 +587,8 @@ def _entry_for_special(instance, history_instance, reason: str) -> AuditEntry | 
 
 def append_from_history(sender, instance, history_instance, **kwargs) -> None:
     """``post_create_historical_record`` receiver: one entry per history row
-    (except an update row that changed no tracked field)."""
+    (except an update row that changed no tracked field, which the records
+    check accepts as a copy of its predecessor), naming the row and its digest."""
     actor = history_instance.history_user
     reason = history_instance.history_change_reason or ""
     entry = _entry_for_special(instance, history_instance, reason)
@@ -455,41 +621,74 @@ def append_from_history(sender, instance, history_instance, **kwargs) -> None:
             actor=actor,
         )
     entry.created_at = history_instance.history_date or entry.created_at
-    entry.save(force_insert=True)
-    schedule_seal()
+    prove_rows(
+        entry,
+        type(history_instance),
+        [history_instance.pk],
+        objects_digest([history_instance], auditkeys.current_id()),
+    )
+    _write([entry])
 
 
-def created_entries(objs: Iterable[models.Model], *, actor: Any, reason: str) -> list:
-    """One "created" entry per stored object, built without touching the database."""
-    entries = []
-    for obj in objs:
-        entries.append(
-            new_entry(
-                action=Action.CREATE,
-                model=obj._meta.label_lower,
-                object_id=obj.pk,
-                object_label=_label(obj),
-                merchant_id=merchant_of(obj),
-                changes=snapshot_changes(obj, obj._meta.concrete_fields, resolve=False),
-                reason=reason,
-                actor=actor,
-            )
-        )
-    return entries
+def rows_entry(
+    *,
+    objs: Sequence[models.Model],
+    model,
+    action: str = Action.CREATE,
+    label: str,
+    actor: Any,
+    reason: str,
+    merchant_id: int | None = None,
+    changes: dict | None = None,
+    when: dt.datetime | None = None,
+) -> AuditEntry:
+    """One entry for a batch of stored rows (in memory): their ids and a keyed
+    Merkle root over their content, no label or query per row."""
+    entry = new_entry(
+        action=action,
+        model=model._meta.label_lower,
+        object_label=label,
+        merchant_id=merchant_id,
+        changes={"rows": [None, len(objs)], **(changes or {})},
+        reason=reason,
+        actor=actor,
+        when=when,
+    )
+    return prove_rows(
+        entry, type(objs[0]), [o.pk for o in objs], objects_digest(objs, auditkeys.current_id())
+    )
 
 
 def bulk_create_with_history(objs: list, model, *, batch_size: int, actor, reason: str) -> list:
-    """``bulk_create_with_history`` plus the trail: one INSERT per batch for
-    the rows, their history and their audit entries."""
-    stored = _bulk_create_with_history(
-        objs,
-        model,
-        batch_size=batch_size,
-        default_user=actor,
-        default_change_reason=reason,
-        custom_historical_attrs={"history_origin": audit.current().origin[:255]},
-    )
-    append_many(created_entries(stored, actor=actor, reason=reason), batch_size=batch_size)
+    """Insert ``objs`` and their "created" history rows in batches, with one
+    audit entry per batch that proves the history rows."""
+    history = model.history
+    origin = audit.current().origin[:255]
+    now = timezone.now()
+    with transaction.atomic():
+        stored = model.objects.bulk_create(objs, batch_size=batch_size)
+        entries = []
+        for start in range(0, len(stored), batch_size):
+            chunk = stored[start : start + batch_size]
+            rows = history.bulk_history_create(
+                chunk,
+                batch_size=batch_size,
+                default_user=actor,
+                default_change_reason=reason,
+                default_date=now,
+                custom_historical_attrs={"history_origin": origin},
+            )
+            entries.append(
+                rows_entry(
+                    objs=rows,
+                    model=model,
+                    label=f"{len(rows)} {model._meta.verbose_name_plural}",
+                    actor=actor,
+                    reason=reason,
+                    when=now,
+                )
+            )
+        append_many(entries)
     return stored
 
 
@@ -512,10 +711,10 @@ def schedule_seal() -> None:
 
 def _seal_after_commit() -> None:
     # The change is committed by now: a failure to seal must not turn it into
-    # an error for the user. The entry stays unsealed for the next sealer
-    # (the next write, or beat's audit_trail_seal within a minute).
+    # an error for the user. The entry waits for the next sealer (the next
+    # write, or beat's audit_trail_seal within a minute).
     try:
-        seal(full=False)
+        seal()
     except Exception:
         logger.exception("audit trail: sealing failed; left for the next sealer")
 
@@ -526,185 +725,122 @@ def _lock() -> None:
             cursor.execute("SELECT pg_advisory_xact_lock(%s)", [_SEAL_LOCK])
 
 
-def _store_seals(entries: list[AuditEntry]) -> None:
-    if connection.vendor != "postgresql":
-        AuditEntry.objects.bulk_update(entries, ["seq", "prev_hash", "hash"])
-        return
-    # One UPDATE joined to the values as arrays: bulk_update's CASE per column
-    # costs the database a comparison per row per row.
+def covered(low: int, high: int):
+    """Entries of the keyed format whose order key lies in ``[low, high)``."""
+    entries = AuditEntry.objects.filter(seq__isnull=True)
+    if connection.vendor == "postgresql":
+        return entries.filter(txid__gte=low, txid__lt=high).order_by("txid", "id")
+    return entries.filter(id__gte=low, id__lt=high).order_by("id")
+
+
+def _high_mark() -> int:
+    """The order key below which no entry can still appear."""
     with connection.cursor() as cursor:
-        cursor.execute(
-            "UPDATE core_auditentry AS e SET seq = v.seq, prev_hash = v.prev, hash = v.hash "
-            "FROM unnest(%s::bigint[], %s::bigint[], %s::text[], %s::text[]) "
-            "AS v(id, seq, prev, hash) WHERE e.id = v.id",
-            [
-                [e.pk for e in entries],
-                [e.seq for e in entries],
-                [e.prev_hash for e in entries],
-                [e.hash for e in entries],
-            ],
+        if connection.vendor == "postgresql":
+            # The oldest transaction still running: every one before it ended.
+            cursor.execute("SELECT pg_snapshot_xmin(pg_current_snapshot())::text::bigint")
+            return cursor.fetchone()[0]
+        # SQLite: this transaction holds the one write lock; no entry is in flight.
+        cursor.execute(f"SELECT coalesce(max(id), 0) + 1 FROM {AuditEntry._meta.db_table}")  # noqa: S608
+        return cursor.fetchone()[0]
+
+
+def entries_digest(pairs: Iterable[tuple[int, str]]) -> str:
+    digest = hashlib.sha256()
+    for pk, mac in pairs:
+        digest.update(f"{pk}:{mac}\n".encode())
+    return digest.hexdigest()
+
+
+_SEAL_FIELDS = ("seq", "created_at", "key_id", "low", "high", "entries", "total", "entry_ids",
+                "digest", "prev_mac")  # fmt: skip
+
+
+def seal_content(seal_row: AuditSeal | dict) -> dict[str, Any]:
+    get = _getter(seal_row)
+    out = {name: get(name) for name in _SEAL_FIELDS}
+    if isinstance(out["created_at"], dt.datetime):
+        out["created_at"] = timestamp(out["created_at"])
+    return out
+
+
+def seal_mac(seal_row: AuditSeal | dict) -> str | None:
+    return auditkeys.mac(
+        "entry", _getter(seal_row)("key_id"), b"seal/2\n" + canonical(seal_content(seal_row))
+    )
+
+
+def chain_start() -> tuple[int, int, str, int]:
+    """(seq, high, mac, total) the chain continues from: the last archived
+    seal an authentic archive entry names, or the beginning."""
+    from core import trailcheck
+
+    anchor = trailcheck.archive_anchor()
+    if anchor is None:
+        return 0, 0, "", 0
+    return anchor["through_seal"], anchor["through_high"], anchor["through_mac"], anchor["total"]
+
+
+def seal() -> int:
+    """Chain the entries of every transaction that has ended; returns how
+    many were sealed. The lock is held for the assignment only."""
+    with transaction.atomic():
+        _lock()
+        last = AuditSeal.objects.order_by("-seq").first()
+        if last is not None:
+            if seal_mac(last) != last.mac:
+                # Chaining onto a forged seal would lend it the key's weight.
+                logger.error("audit trail: seal %s is not authentic; not sealing", last.seq)
+                return 0
+            seq, low, prev_mac, total = last.seq, last.high, last.mac, last.total
+        else:
+            seq, low, prev_mac, total = chain_start()
+        high = _high_mark()
+        if high <= low:
+            return 0
+        pairs = list(covered(low, high).values_list("id", "mac"))
+        if not pairs:
+            return 0
+        row = AuditSeal(
+            seq=seq + 1,
+            created_at=timezone.now(),
+            key_id=auditkeys.current_id(),
+            low=low,
+            high=high,
+            entries=len(pairs),
+            total=total + len(pairs),
+            entry_ids=id_ranges(pk for pk, _mac in pairs),
+            digest=entries_digest(pairs),
+            prev_mac=prev_mac,
         )
+        row.mac = seal_mac(row)
+        row.save(force_insert=True)
+        return len(pairs)
 
 
-# How far below the newest sealed entry's id the quick seal after a commit
-# looks for unsealed entries. Below it lie only entries sealed long ago (and,
-# until vacuum, their dead index entries, which a scan from the bottom would
-# wade through on every commit); a writer that kept its transaction open while
-# more than this many entries were written is sealed by beat's full sweep.
-SEAL_WINDOW = 20_000
+def order_key(entry: AuditEntry) -> int | None:
+    """Where an entry sits for the sealer (PostgreSQL: its transaction)."""
+    if entry.seq is not None:
+        return None
+    return entry.txid if connection.vendor == "postgresql" else entry.pk
 
 
-def seal(*, batch: int = 2000, full: bool = True) -> int:
-    """Chain committed unsealed entries; returns how many were sealed.
+def seal_of(entry: AuditEntry) -> AuditSeal | None:
+    key = order_key(entry)
+    if key is None:
+        return None
+    return AuditSeal.objects.filter(high__gt=key, low__lte=key).order_by("high").first()
 
-    ``full=False`` (after each commit) looks only near the top of the trail;
-    the full sweep (beat, commands) looks at every entry.
-    """
-    total = 0
-    while True:
-        with transaction.atomic():
-            _lock()
-            last = (
-                AuditEntry.objects.filter(seq__isnull=False)
-                .order_by("-seq")
-                .values_list("seq", "hash", "id")
-                .first()
-            )
-            unsealed = AuditEntry.objects.filter(seq__isnull=True)
-            if last is not None and not full:
-                unsealed = unsealed.filter(id__gt=last[2] - SEAL_WINDOW)
-            pending = list(unsealed.order_by("id").select_for_update()[:batch])
-            if not pending:
-                return total
-            seq, prev = (last[0], last[1]) if last else (0, GENESIS)
-            for entry in pending:
-                seq += 1
-                entry.seq = seq
-                entry.prev_hash = prev
-                entry.hash = prev = entry_hash(prev, entry)
-            _store_seals(pending)
-        total += len(pending)
-        if len(pending) < batch:
-            return total
+
+def sealed_below() -> int:
+    """Entries whose order key is below this are sealed."""
+    head = AuditSeal.objects.order_by("-seq").values_list("high", flat=True).first()
+    return head or 0
 
 
 # ---------------------------------------------------------------------------
-# Verifying
+# Recorded results
 # ---------------------------------------------------------------------------
-
-
-@dataclass
-class Verification:
-    intact: bool
-    entries: int  # sealed entries checked
-    pending: int = 0  # not sealed yet
-    first_seq: int | None = None
-    last_seq: int | None = None
-    last_hash: str = ""
-    broken_id: int | None = None
-    broken_seq: int | None = None
-    problem: str = ""
-    expected: str = ""
-    found: str = ""
-
-    def as_dict(self) -> dict:
-        return asdict(self)
-
-    def summary(self) -> str:
-        if self.intact:
-            return f"intact: {self.entries} entries" + (
-                f" (seq {self.first_seq}-{self.last_seq})" if self.entries else ""
-            )
-        return (
-            f"BROKEN at entry {self.broken_id} (seq {self.broken_seq}): {self.problem}; "
-            f"expected {self.expected}, found {self.found}"
-        )
-
-
-class ChainWalker:
-    """Feed entries (models or dicts) in ``seq`` order; remembers the first break."""
-
-    def __init__(self, *, anchor_seq: int = 0, anchor_hash: str = GENESIS) -> None:
-        self.result = Verification(intact=True, entries=0)
-        self.expected_seq = anchor_seq + 1 if anchor_seq else None
-        self.prev_hash = anchor_hash if anchor_seq else None
-
-    def feed(self, entry: AuditEntry | dict) -> bool:
-        get = entry.get if isinstance(entry, dict) else lambda name: getattr(entry, name)
-        result = self.result
-        seq, prev_hash, stored = get("seq"), get("prev_hash"), get("hash")
-        if self.expected_seq is None:  # first entry, no archive before it
-            self.expected_seq = 1
-            self.prev_hash = GENESIS
-        if seq != self.expected_seq:
-            return self._break(entry, "an entry is missing", str(self.expected_seq), str(seq))
-        if prev_hash != self.prev_hash:
-            return self._break(
-                entry, "link to the previous entry broken", self.prev_hash, prev_hash
-            )
-        recomputed = entry_hash(prev_hash, entry)
-        if recomputed != stored:
-            return self._break(entry, "content altered", recomputed, stored)
-        result.entries += 1
-        result.first_seq = result.first_seq or seq
-        result.last_seq, result.last_hash = seq, stored
-        self.expected_seq, self.prev_hash = seq + 1, stored
-        return True
-
-    def _break(self, entry, problem: str, expected: str, found: str) -> bool:
-        get = entry.get if isinstance(entry, dict) else lambda name: getattr(entry, name)
-        self.result.intact = False
-        self.result.broken_id, self.result.broken_seq = get("id"), get("seq")
-        self.result.problem, self.result.expected, self.result.found = problem, expected, found
-        return False
-
-
-def archive_anchor(first_seq: int) -> tuple[int, str]:
-    """(seq, hash) of the last archived entry before ``first_seq``, from the
-    archive entry that recorded it; (0, GENESIS) when nothing was archived."""
-    if first_seq <= 1:
-        return 0, GENESIS
-    for entry in AuditEntry.objects.filter(action=Action.ARCHIVE, seq__isnull=False):
-        recorded = recorded_values(entry)
-        if recorded.get("through_seq") == first_seq - 1:
-            return recorded["through_seq"], recorded["last_hash"]
-    return 0, GENESIS  # nothing explains the gap: the walk reports it
-
-
-def sealed_in_order(*, chunk: int = 5000) -> Iterator[AuditEntry]:
-    last = 0
-    while True:
-        rows = list(AuditEntry.objects.filter(seq__gt=last).order_by("seq")[:chunk])
-        if not rows:
-            return
-        yield from rows
-        last = rows[-1].seq
-
-
-def verify() -> Verification:
-    """Walk the sealed chain from its start (or the archive boundary)."""
-    first = AuditEntry.objects.filter(seq__isnull=False).order_by("seq").values("seq").first()
-    anchor_seq, anchor_hash = archive_anchor(first["seq"]) if first else (0, GENESIS)
-    walker = ChainWalker(anchor_seq=anchor_seq, anchor_hash=anchor_hash)
-    for entry in sealed_in_order():
-        if not walker.feed(entry):
-            break
-    walker.result.pending = AuditEntry.objects.filter(seq__isnull=True).count()
-    return walker.result
-
-
-def record_verification(result: Verification, *, actor=None) -> AuditEntry:
-    """Put the outcome on the trail itself; the compliance page shows the latest."""
-    with audit.as_actor(actor) if actor is not None else contextlib.nullcontext():
-        return append(
-            action=Action.VERIFY,
-            model="core.auditentry",
-            object_label="audit trail",
-            success=result.intact,
-            changes={
-                k: [None, render(v)] for k, v in result.as_dict().items() if v not in ("", None)
-            },
-        )
 
 
 def last_verification() -> AuditEntry | None:
@@ -717,3 +853,15 @@ def recorded_values(entry: AuditEntry) -> dict:
         name: pair[1] if isinstance(pair, list) and len(pair) == 2 else pair
         for name, pair in (entry.changes or {}).items()
     }
+
+
+def record_system(action: str, values: dict, *, success: bool = True, reason: str = ""):
+    """A verification, archive or anchor on the trail itself."""
+    return append(
+        action=action,
+        model="core.auditentry",
+        object_label="audit trail",
+        success=success,
+        reason=reason,
+        changes={k: [None, render(v)] for k, v in values.items() if v not in ("", None)},
+    )

@@ -13,6 +13,7 @@ from django.conf import settings
 from django.core.validators import MaxValueValidator, MinValueValidator
 from django.db import models
 from django.urls import reverse
+from django.utils import timezone
 from django.utils.translation import gettext_lazy as _
 from django_countries.fields import CountryField
 
@@ -42,8 +43,15 @@ class TransactionSource(TimeStampedModel):
         return self.name or self.code
 
 
-class Transaction(TimeStampedModel):
-    """One payment event from a gateway. Append-only."""
+class Transaction(models.Model):
+    """One payment event from a gateway. Append-only.
+
+    No simple-history copy: a row is written once and never changed (a
+    PostgreSQL trigger refuses UPDATE and DELETE), and the audit entry of its
+    batch names it with a keyed Merkle root over its content, which
+    ``verify_audit_trail --records`` recomputes. A history table would only
+    hold the same row twice.
+    """
 
     class Kind(models.TextChoices):
         PAYMENT = "payment", _("Payment")
@@ -87,6 +95,10 @@ class Transaction(TimeStampedModel):
     payer_phone = models.CharField(_("payer phone"), max_length=30, blank=True)
     card_fingerprint = models.CharField(_("card fingerprint"), max_length=64, blank=True)
     occurred_at = models.DateTimeField(_("occurred at"))
+    # Unindexed: nothing lists the ledger by arrival, and each index costs
+    # every insert.
+    created_at = models.DateTimeField(default=timezone.now, editable=False)
+    updated_at = models.DateTimeField(auto_now=True)
 
     class Meta:
         ordering = ["-occurred_at", "-pk"]

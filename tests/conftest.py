@@ -30,6 +30,18 @@ def _celery_in_process(request):
 
 
 @pytest.fixture(autouse=True)
+def _checkpoint_store(settings, tmp_path):
+    # Each test's trail starts empty: so does its store of checkpoints.
+    settings.STORAGES = {
+        **settings.STORAGES,
+        "audit_checkpoints": {
+            "BACKEND": "django.core.files.storage.FileSystemStorage",
+            "OPTIONS": {"location": str(tmp_path / "audit-checkpoints")},
+        },
+    }
+
+
+@pytest.fixture(autouse=True)
 def _fast_settings(settings):
     settings.PASSWORD_HASHERS = ["django.contrib.auth.hashers.MD5PasswordHasher"]
     settings.EMAIL_BACKEND = "django.core.mail.backends.locmem.EmailBackend"

@@ -11,7 +11,10 @@ PROJECT_APPS = ["core", "merchants", "onboarding", "settlements", "risk", "custo
 THIRD_PARTY = [get_user_model(), Group, UserObjectPermission, GroupObjectPermission]
 # The audit trail's own entries are the history: insert-only, hash-chained and
 # guarded by a trigger, so a history table beside them would record nothing.
-WITHOUT_HISTORY = {"core.AuditEntry"}
+# Its seals are the chain's links, insert-only under the same guard. The
+# ledger is insert-only too (a trigger refuses UPDATE and DELETE) and each
+# row is proven by its batch's entry (a keyed Merkle root over its content).
+WITHOUT_HISTORY = {"core.AuditEntry", "core.AuditSeal", "settlements.Transaction"}
 
 
 def _tracked_models():

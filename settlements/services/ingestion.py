@@ -4,8 +4,10 @@ The API batch endpoint, the gateway webhook, the CSV import and commands all
 call ``transactions_ingest``, so one set of rules decides what the ledger
 accepts. Items are checked in plain Python (a serializer per item would cost
 more than the database work); the rows are then written with one
-``INSERT ... ON CONFLICT DO NOTHING`` and their history copied with one
-``INSERT ... SELECT``, without instantiating a model per row.
+``INSERT ... ON CONFLICT DO NOTHING``, without instantiating a model per
+row, and one audit entry per batch names the new rows with a keyed Merkle
+root over their content (the ledger keeps no per-row history copy: see
+``Transaction``).
 """
 
 from __future__ import annotations
@@ -20,7 +22,7 @@ from django.db import connection, transaction
 from django.utils import timezone
 from django.utils.translation import gettext as _
 
-from core import audit, trail
+from core import audit, auditkeys, trail
 from core.models import User
 from settlements import signals
 from settlements.models import Transaction, TransactionSource
@@ -32,9 +34,6 @@ from settlements.services.ledger_rules import (
     ItemChecker,
     ItemError,
 )
-
-_HISTORY_OWN = ("history_date", "history_change_reason", "history_type", "history_user_id",
-                "history_origin")  # fmt: skip
 
 
 @dataclass
@@ -94,35 +93,16 @@ def transactions_ingest(
         report.already_present = len(checked.rows)
         return report
     ctx = audit.current()
-    stamp = _HistoryStamp(
-        date=timezone.now(),
-        reason=(ctx.reason or f"ingest {source.code}")[:100],
-        user_id=actor.pk if actor is not None else None,
-        origin=ctx.origin[:255],
-    )
+    now = timezone.now()
+    reason = (ctx.reason or f"ingest {source.code}")[:300]
     # Sorted by external id, so two batches sharing items take the unique
     # index's locks in the same order and wait for each other instead of
     # deadlocking.
     ordered = [unique[key] for key in sorted(unique)]
     with transaction.atomic():
-        created = _store([row for _index, row in ordered], stamp)
-        trail.append_many(
-            [
-                trail.new_entry(
-                    action=trail.Action.CREATE,
-                    model=Transaction._meta.label_lower,
-                    object_id=created[row[1]],
-                    object_label=f"{source.code} {row[1]}",
-                    merchant_id=row[2],
-                    changes=trail.row_changes(Transaction, _COLUMNS[: len(row)], row),
-                    reason=stamp.reason,
-                    actor=actor,
-                    when=stamp.date,
-                )
-                for _index, row in ordered
-                if row[1] in created
-            ]
-        )
+        created = _store([row for _index, row in ordered], now)
+        if created:
+            trail.append_many([_batch_entry(source, ordered, created, now, actor, reason)])
     index_of = {row[1]: index for index, row in ordered}
     report.created_ids = [
         pk for _key, pk in sorted(created.items(), key=lambda kv: index_of[kv[0]])
@@ -215,46 +195,54 @@ def transactions_import(
     return report
 
 
-@dataclass(frozen=True)
-class _HistoryStamp:
-    """What every history row of one batch records besides the row itself."""
-
-    date: datetime
-    reason: str
-    user_id: int | None
-    origin: str
-
-    def values(self) -> list:
-        return [
-            connection.ops.adapt_datetimefield_value(self.date),
-            self.reason,
-            "+",
-            self.user_id,
-            self.origin,
-        ]
+_FIELDS = trail.digest_fields(Transaction)
 
 
-def _store(rows: list[tuple], stamp: _HistoryStamp) -> dict[str, int]:
-    """Insert the rows the ledger lacks, each with its "created" history row.
+def _batch_entry(source, ordered, created: dict[str, int], now, actor, reason: str):
+    """The batch's one audit entry: its new rows by id, with their digest
+    computed from the values just written (no query, no object per row)."""
+    by_column = dict.fromkeys(f.attname for f in _FIELDS)
+    rows = []
+    for _index, row in ordered:
+        pk = created.get(row[1])
+        if pk is None:
+            continue
+        by_column.update(zip(_COLUMNS, (*row, now, now), strict=True))
+        by_column["id"] = pk
+        rows.append([by_column[f.attname] for f in _FIELDS])
+    key_id = auditkeys.current_id()
+    merchants = {row[2] for _index, row in ordered if row[1] in created}
+    entry = trail.new_entry(
+        action=trail.Action.CREATE,
+        model=Transaction._meta.label_lower,
+        object_label=f"{len(rows)} transactions from {source.code}",
+        merchant_id=next(iter(merchants)) if len(merchants) == 1 else None,
+        changes={
+            "rows": [None, len(rows)],
+            "source": [None, source.code],
+            "merchants": [None, len(merchants)],
+        },
+        reason=reason,
+        actor=actor,
+        when=now,
+    )
+    return trail.prove_rows(
+        entry, Transaction, [r[0] for r in rows], trail.values_digest(_FIELDS, rows, key_id)
+    )
 
-    Returns {external_id: new id}. History is copied in SQL from the stored
-    rows: the equivalent of ``bulk_history_create`` with ``default_user``, a
-    change reason and the origin, minus a model instance per row on each side.
-    """
+
+def _store(rows: list[tuple], now: datetime) -> dict[str, int]:
+    """Insert the rows the ledger lacks; returns {external_id: new id}."""
     if connection.vendor == "postgresql":
-        return _store_postgresql(rows, stamp)
-    created = _insert_values(rows, stamp.date)
-    if created:
-        _copy_history(list(created.values()), stamp)
-    return created
+        return _store_postgresql(rows, now)
+    return _insert_values(rows, now)
 
 
-def _store_postgresql(rows: list[tuple], stamp: _HistoryStamp) -> dict[str, int]:
+def _store_postgresql(rows: list[tuple], now: datetime) -> dict[str, int]:
     quote = connection.ops.quote_name
-    history = Transaction.history.model
 
-    def db_type(model, column: str) -> str:
-        field = next(f for f in model._meta.concrete_fields if f.column == column)
+    def db_type(column: str) -> str:
+        field = next(f for f in Transaction._meta.concrete_fields if f.column == column)
         return field.db_type(connection)
 
     # Each column travels as one text of its values joined by a separator
@@ -262,27 +250,19 @@ def _store_postgresql(rows: list[tuple], stamp: _HistoryStamp) -> dict[str, int]
     # it: quoting or packing a thousand parameters one by one costs the
     # client more than the database spends on the insert. The trailing
     # separator and the slice keep a lone empty value from becoming no value.
-    arrays = ", ".join(
-        f"((string_to_array(%s, %s))[1:%s])::{db_type(Transaction, c)}[]" for c in _COLUMNS[:-2]
-    )
-    now = f"%s::{db_type(Transaction, 'created_at')}"
-    own = ", ".join(f"%s::{db_type(history, c)}" for c in _HISTORY_OWN)
-    copied = _history_columns()
+    arrays = ", ".join(f"((string_to_array(%s, %s))[1:%s])::{db_type(c)}[]" for c in _COLUMNS[:-2])
+    stamp = f"%s::{db_type('created_at')}"
     sql = (
-        f"WITH ins AS (INSERT INTO {quote(Transaction._meta.db_table)} "  # noqa: S608
+        f"INSERT INTO {quote(Transaction._meta.db_table)} "  # noqa: S608
         f"({', '.join(quote(c) for c in _COLUMNS)}) "
-        f"SELECT u.*, {now}, {now} FROM unnest({arrays}) AS u "
-        f"{_ON_CONFLICT} RETURNING *), "
-        f"hist AS (INSERT INTO {quote(history._meta.db_table)} "
-        f"({', '.join(quote(c) for c in (*copied, *_HISTORY_OWN))}) "
-        f"SELECT {', '.join(quote(c) for c in copied)}, {own} FROM ins) "
-        "SELECT id, external_id FROM ins"
+        f"SELECT u.*, {stamp}, {stamp} FROM unnest({arrays}) AS u "
+        f"{_ON_CONFLICT} RETURNING id, external_id"
     )
     packed = []
     for values in zip(*rows, strict=True):
         packed += [_SEPARATOR.join(map(str, values)) + _SEPARATOR, _SEPARATOR, len(rows)]
     with connection.cursor() as cursor:
-        cursor.execute(sql, [stamp.date, stamp.date, *packed, *stamp.values()])
+        cursor.execute(sql, [now, now, *packed])
         return {external_id: pk for pk, external_id in cursor.fetchall()}
 
 
@@ -303,7 +283,8 @@ def _insert_values(rows: list[tuple], now: datetime) -> dict[str, int]:
     }
     adapters = [convert.get(column) for column in _COLUMNS]
     placeholder = "(" + ", ".join(["%s"] * len(_COLUMNS)) + ")"
-    per_statement = _rows_per_statement(len(_COLUMNS))
+    limit = connection.features.max_query_params
+    per_statement = MAX_ITEMS if not limit else max(1, limit // len(_COLUMNS))
     created: dict[str, int] = {}
     with connection.cursor() as cursor:
         for start in range(0, len(rows), per_statement):
@@ -323,39 +304,3 @@ def _insert_values(rows: list[tuple], now: datetime) -> dict[str, int]:
             )
             created.update((external_id, pk) for pk, external_id in cursor.fetchall())
     return created
-
-
-def _rows_per_statement(columns: int) -> int:
-    limit = connection.features.max_query_params
-    return MAX_ITEMS if not limit else max(1, limit // columns)
-
-
-def _history_columns() -> list[str]:
-    """The historical table's copies of the transaction's columns."""
-    model = Transaction.history.model
-    own = set(_HISTORY_OWN) | {model._meta.pk.column}
-    tracked = {f.column for f in Transaction._meta.concrete_fields}
-    columns = [f.column for f in model._meta.concrete_fields if f.column not in own]
-    unknown = [c for c in columns if c not in tracked]
-    if unknown:
-        # A history field this copy does not fill would silently stay empty.
-        raise RuntimeError(f"Historical transaction columns not copied: {unknown}")
-    return columns
-
-
-def _copy_history(ids: list[int], stamp: _HistoryStamp) -> None:
-    """SQLite: one "created" history row per new transaction, copied from the row."""
-    quote = connection.ops.quote_name
-    copied = _history_columns()
-    own = stamp.values()
-    prefix = (
-        f"INSERT INTO {quote(Transaction.history.model._meta.db_table)} "  # noqa: S608
-        f"({', '.join(quote(c) for c in (*copied, *_HISTORY_OWN))}) "
-        f"SELECT {', '.join(quote(c) for c in copied)}, %s, %s, %s, %s, %s "
-        f"FROM {quote(Transaction._meta.db_table)} WHERE id IN "
-    )
-    per_statement = _rows_per_statement(1) - len(own)
-    with connection.cursor() as cursor:
-        for start in range(0, len(ids), per_statement):
-            chunk = ids[start : start + per_statement]
-            cursor.execute(prefix + "(" + ", ".join(["%s"] * len(chunk)) + ")", [*own, *chunk])

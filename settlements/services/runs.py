@@ -376,6 +376,15 @@ def _write(
                 reference=f"RS-{run.pk}-{pid}",
             )
         )
+    # Totals come from the calculation in memory: each statement is written
+    # once, complete, in bulk (no save and history row per statement).
+    for statement in statements:
+        partner_lines = by_partner.get(statement.partner_id, [])
+        statement.lines_total = sum((ln.share for ln in partner_lines), Decimal(0))
+        statement.has_negative_spread = any(ln.negative_spread for ln in partner_lines)
+        statement.carried_in = carry.get(statement.partner_id, Decimal(0))
+        statement.adjustments_total = adjustments.get(statement.partner_id, Decimal(0))
+        _apply_payout(statement, inputs.agreements.get(statement.partner_id))
     statements = _bulk_create(statements, Statement, actor=actor)
     statement_of = {s.partner_id: s for s in statements}
     lines = []
@@ -418,14 +427,6 @@ def _write(
             )
     _bulk_create(bases, MerchantBasis, actor=actor)
     _bulk_create(lines, StatementLine, actor=actor)
-    for statement in statements:
-        partner_lines = by_partner.get(statement.partner_id, [])
-        statement.lines_total = sum((ln.share for ln in partner_lines), Decimal(0))
-        statement.has_negative_spread = any(ln.negative_spread for ln in partner_lines)
-        statement.carried_in = carry.get(statement.partner_id, Decimal(0))
-        statement.adjustments_total = adjustments.get(statement.partner_id, Decimal(0))
-        _apply_payout(statement, inputs.agreements.get(statement.partner_id))
-    _save_statements(statements, actor=actor, reason="calculated")
     run.transaction_count = sum(f.transaction_count for f in inputs.figures)
     run.total_volume = money.quantize(
         sum((f.volume for f in inputs.figures), Decimal(0)), run.currency

@@ -130,3 +130,53 @@ def test_merchant_page_loads_its_audit_tab_when_shown(browser, live_server):
         AuditEntry.objects.filter(merchant_id=lotus.pk).count()
     )
     page.context.close()
+
+
+def test_compliance_sees_the_checkpoint_and_an_entrys_seal_and_proof(browser, live_server):
+    # given: activity, then a verification that seals it and writes a checkpoint
+    from core import services as core_services
+    from core import trail
+
+    restore_roles()
+    UserFactory(username="compliance1", roles=["compliance"])
+    sales1 = UserFactory(username="sales1", roles=["sales"])
+    lotus = MerchantFactory(owner=sales1, trading_name="Lotus Tea")
+    merchant_services.merchant_update(
+        merchant=lotus, actor=sales1, trading_name="Lotus Teahouse", reason="rebrand"
+    )
+    update = AuditEntry.objects.get(merchant_id=lotus.pk, action=AuditEntry.Action.UPDATE)
+    result = core_services.audit_verify()
+    assert result.intact, result.problems
+    seal = trail.seal_of(update)
+    assert seal is not None
+
+    # the panel names the last checkpoint and where checkpoints live
+    page = sign_in(browser, live_server, "compliance1", width=1400)
+    page.goto("/audit/")
+    expect(page.get_by_test_id("verification-result")).to_have_text("Chain intact")
+    expect(page.get_by_test_id("checkpoint")).to_contain_text(f"seal {result.head_seal}")
+    expect(page.get_by_test_id("checkpoint-location")).to_contain_text("FileSystemStorage")
+    page.screenshot(path=str(Path(_shots()) / "audit-list.png"), full_page=True)
+
+    # the entry shows its MAC, the seal that chains it and the history row it proves
+    page.goto(f"/audit/entries/{update.pk}/")
+    expect(page.get_by_test_id("audit-mac")).to_have_text(update.mac)
+    expect(page.get_by_test_id("audit-seal")).to_contain_text(str(seal.seq))
+    expect(page.get_by_test_id("audit-rows")).to_contain_text("merchants.historicalmerchant")
+    page.screenshot(path=str(Path(_shots()) / "audit-entry.png"), full_page=True)
+
+    # and reads at phone width without sideways scrolling
+    page.set_viewport_size({"width": 390, "height": 844})
+    page.goto(f"/audit/entries/{update.pk}/")
+    overflow = page.evaluate("document.documentElement.scrollWidth - window.innerWidth")
+    assert overflow <= 0
+    page.screenshot(path=str(Path(_shots()) / "audit-entry-390.png"), full_page=True)
+
+
+def _shots() -> str:
+    import os
+    import tempfile
+
+    where = os.environ.get("PAYCRM_SCREENSHOTS") or tempfile.mkdtemp(prefix="paycrm-shots-")
+    Path(where).mkdir(parents=True, exist_ok=True)
+    return where

@@ -1,6 +1,8 @@
 """The audit trail: one entry per change, whoever and wherever it came from;
 a chain that finds any edit; secrets never in clear."""
 
+import hashlib
+import io
 import json
 
 import pytest
@@ -8,11 +10,12 @@ from django.core.management import call_command
 from django.db import connection, transaction
 from django.urls import reverse
 
-from core import evidence, trail
-from core.models import AuditEntry, AuthEvent, Team
+from core import auditkeys, checkpoints, evidence, services, trail, trail_guards
+from core.models import AuditEntry, AuditSeal, AuthEvent, Team, User
 from merchants import tasks
 from merchants.models import Merchant
 from merchants.services import records as merchant_services
+from tests.conftest import restore_roles, wait_for
 from tests.factories.merchants import MerchantFactory
 
 pytestmark = pytest.mark.django_db
@@ -29,13 +32,23 @@ def _last_id() -> int:
 
 
 def _tamper(sql: str, params: list) -> None:
-    """Edit the table behind the application's back, as an intruder with SQL would."""
+    """Edit the tables behind the application's back, as an intruder with SQL
+    (on PostgreSQL a superuser who switched the guard triggers off)."""
     with connection.cursor() as cursor:
         if connection.vendor == "postgresql":
-            cursor.execute("ALTER TABLE core_auditentry DISABLE TRIGGER core_auditentry_guard")
+            cursor.execute("SET session_replication_role = replica")
         cursor.execute(sql, params)
         if connection.vendor == "postgresql":
-            cursor.execute("ALTER TABLE core_auditentry ENABLE TRIGGER core_auditentry_guard")
+            cursor.execute("SET session_replication_role = DEFAULT")
+
+
+def _verify_fails(*args) -> str:
+    """Run the command, expect exit 1, return what it printed."""
+    out = io.StringIO()
+    with pytest.raises(SystemExit) as exit_:
+        call_command("verify_audit_trail", "--no-record", *args, stdout=out)
+    assert exit_.value.code == 1
+    return out.getvalue()
 
 
 def _merchant_form(merchant, **changes):
@@ -276,49 +289,122 @@ def _entries(n: int, sales1) -> list[Merchant]:
     return [MerchantFactory(owner=sales1) for _ in range(n)]
 
 
-def test_sealing_numbers_entries_and_verify_finds_the_chain_intact(sales1):
-    _entries(3, sales1)
-    trail.seal()
-    result = trail.verify()
-    assert result.intact, result.summary()
-    seqs = list(AuditEntry.objects.order_by("seq").values_list("seq", flat=True))
-    assert seqs == list(range(1, len(seqs) + 1))
-    assert result.entries == len(seqs)
+@pytest.fixture
+def sealed_db(transactional_db):
+    """A database whose writes commit, so that seals cover them (on
+    PostgreSQL a seal takes only entries of transactions that have ended)."""
+    restore_roles()  # an earlier transactional test's flush removed them
+    return transactional_db
+
+
+def _sealed_up() -> None:
+    """Seal until nothing is pending: on PostgreSQL a seal waits for every
+    older transaction on the server, another database's included."""
+
+    def done() -> bool:
+        trail.seal()
+        return trail.covered(trail.sealed_below(), 2**62).count() == 0
+
+    wait_for(done, timeout=120)
+
+
+def test_every_entry_is_written_with_its_mac_and_key(sales1):
+    since = _last_id()
+    _entries(2, sales1)
+    for entry in _new_entries(since):
+        assert entry.mac == trail.entry_mac(entry)
+        assert entry.key_id == auditkeys.current_id()
+        assert entry.seq is None
+
+
+def test_an_untouched_trail_verifies_intact_and_its_head_is_checkpointed(sealed_db):
+    sales = User.objects.create(username="sales_x")
+    _entries(3, sales)
+    _sealed_up()
+    result = services.audit_verify(record=False)
+    assert result.intact, result.problems
     assert result.pending == 0
+    assert result.entries == AuditEntry.objects.count()
+    seals = list(AuditSeal.objects.order_by("seq").values_list("seq", flat=True))
+    assert seals == list(range(1, len(seals) + 1))
+    _name, point, valid = checkpoints.latest()
+    assert valid
+    assert (point["seal_seq"], point["total"]) == (seals[-1], result.total)
 
 
 @pytest.mark.parametrize(
     ("column", "value"),
     [("object_label", "Innocent Limited"), ("actor_label", "someone_else"), ("changes", "{}")],
 )
-def test_verify_command_finds_an_entry_edited_in_the_database(sales1, column, value, capsys):
+def test_an_entry_edited_in_the_database_is_named(sales1, column, value):
+    since = _last_id()
     _entries(3, sales1)
-    trail.seal()
-    victim = AuditEntry.objects.order_by("seq")[1]
+    victim = _new_entries(since)[1]
     _tamper(f"UPDATE core_auditentry SET {column} = %s WHERE id = %s", [value, victim.pk])  # noqa: S608
-    with pytest.raises(SystemExit) as exit_:
-        call_command("verify_audit_trail", "--no-record")
-    assert exit_.value.code == 1
-    out = capsys.readouterr().out
-    assert f"BROKEN at entry {victim.pk}" in out
-    assert "content altered" in out
-    assert f"found {victim.hash}" in out
-    result = trail.verify()
-    assert (result.broken_id, result.problem, result.found) == (
-        victim.pk,
-        "content altered",
-        victim.hash,
+    assert f"entry {victim.pk}: MAC does not match" in _verify_fails()
+
+
+def test_an_entry_rehashed_without_the_key_is_named(sales1):
+    since = _last_id()
+    _entries(2, sales1)
+    victim = _new_entries(since)[0]
+    victim.object_label = "Forged Limited"
+    forged = hashlib.sha256(trail.canonical(trail.content(victim))).hexdigest()
+    _tamper(
+        "UPDATE core_auditentry SET object_label = %s, mac = %s WHERE id = %s",
+        ["Forged Limited", forged, victim.pk],
     )
+    assert f"entry {victim.pk}: MAC does not match" in _verify_fails()
 
 
-def test_verify_finds_a_removed_entry_and_a_rewritten_link(sales1):
-    _entries(4, sales1)
-    trail.seal()
-    rows = list(AuditEntry.objects.order_by("seq"))
-    _tamper("DELETE FROM core_auditentry WHERE id = %s", [rows[1].pk])
-    result = trail.verify()
-    assert not result.intact
-    assert (result.broken_id, result.problem) == (rows[2].pk, "an entry is missing")
+def test_an_entry_inserted_straight_into_the_table_is_named(sales1):
+    since = _last_id()
+    _entries(1, sales1)
+    real = _new_entries(since)[0]
+    real.pk = real.pk + 1000
+    real.object_label = "Backdated approval"
+    real.mac = "0" * 64
+    real.save(force_insert=True)
+    assert f"entry {real.pk}: MAC does not match" in _verify_fails()
+
+
+def test_a_deleted_entry_is_named_by_its_seal(sealed_db):
+    sales = User.objects.create(username="sales_x")
+    _entries(4, sales)
+    _sealed_up()
+    victim = AuditEntry.objects.order_by("id")[2]
+    _tamper("DELETE FROM core_auditentry WHERE id = %s", [victim.pk])
+    assert f"entries missing (deleted): #{victim.pk}" in _verify_fails()
+
+
+def test_a_cut_tail_is_named_by_the_checkpoint(sealed_db):
+    sales = User.objects.create(username="sales_x")
+    _entries(2, sales)
+    _sealed_up()
+    services.audit_verify(record=False)  # checkpoint of the head
+    head = AuditSeal.objects.order_by("-seq").first()
+    _tamper("DELETE FROM core_auditseal WHERE seq = %s", [head.seq])
+    ids = list(trail.ids_of(head.entry_ids))
+    _tamper(
+        f"DELETE FROM core_auditentry WHERE id IN ({', '.join(['%s'] * len(ids))})",  # noqa: S608
+        ids,
+    )
+    out = _verify_fails()
+    # The command's own sealer may have chained a newer entry as a new seal
+    # of the same number: either way the checkpoint names the head it saw.
+    assert f"seal {head.seq}" in out
+    assert "differs from checkpoint" in out or "are missing (truncated" in out
+
+
+def test_an_emptied_trail_is_named_by_the_checkpoint(sealed_db):
+    sales = User.objects.create(username="sales_x")
+    _entries(2, sales)
+    _sealed_up()
+    services.audit_verify(record=False)
+    _tamper("DELETE FROM core_auditseal", [])
+    _tamper("DELETE FROM core_auditentry", [])
+    out = _verify_fails()
+    assert "are missing (truncated, deleted or emptied)" in out
 
 
 def test_verify_command_reports_intact_and_records_the_result(sales1, capsys):
@@ -335,7 +421,6 @@ def test_verify_command_reports_intact_and_records_the_result(sales1, capsys):
 
 def test_bundle_verifies_offline_and_a_changed_byte_is_caught(sales1, tmp_path, capsys):
     _entries(3, sales1)
-    trail.seal()
     raw = evidence.build_bundle(AuditEntry.objects.all(), filters={}, generated_by="test")
     good = tmp_path / "good.json"
     good.write_bytes(raw)
@@ -347,59 +432,50 @@ def test_bundle_verifies_offline_and_a_changed_byte_is_caught(sales1, tmp_path, 
     bad.write_text(json.dumps(data))
     with pytest.raises(SystemExit):
         call_command("verify_audit_trail", "--bundle", str(bad))
-    out = capsys.readouterr().out
-    assert "Signature: INVALID" in out
-    assert "content altered" in out
+    assert "Signature: INVALID" in capsys.readouterr().out
 
 
-def test_archive_moves_old_entries_to_a_file_and_the_chain_still_verifies(
-    sales1, tmp_path, settings, capsys
+def test_archive_moves_old_seals_to_a_file_and_the_chain_still_verifies(
+    sealed_db, tmp_path, settings, capsys
 ):
-    import datetime as dt
+    sales = User.objects.create(username="sales_x")
+    _entries(3, sales)
+    _sealed_up()
+    services.audit_verify(record=False)
+    archived_ids = [pk for row in AuditSeal.objects.all() for pk in trail.ids_of(row.entry_ids)]
+    settings.AUDIT_RETENTION_DAYS = 0  # everything sealed so far is "old"
+    if connection.vendor == "postgresql":
+        with connection.cursor() as cursor:
+            trail_guards.install(cursor, retention_days=0)
+    try:
+        out_file = tmp_path / "archive.json"
+        call_command("archive_audit_trail", "--output", str(out_file))
+        assert "archived to" in capsys.readouterr().out
+        assert not AuditEntry.objects.filter(pk__in=archived_ids).exists()
+        result = services.audit_verify(record=False)
+        assert result.intact, result.problems
+        archive = AuditEntry.objects.get(action="archive")
+        assert archive.changes["entries"][1] >= len(archived_ids)
+        check = evidence.verify_bundle(out_file.read_bytes())
+        assert check.ok, check.problems
+        assert check.seals >= 1
+    finally:
+        if connection.vendor == "postgresql":
+            with connection.cursor() as cursor:
+                trail_guards.install(cursor, retention_days=2557)
 
-    from django.utils import timezone
 
-    from core.services import system_user
-
-    system_user()  # the command's actor exists already: its creation is no entry here
-    _entries(3, sales1)
-    trail.seal()
-    old = list(AuditEntry.objects.order_by("seq")[:2])
-    long_ago = timezone.now() - dt.timedelta(days=settings.AUDIT_RETENTION_DAYS + 30)
-    # Backdate two entries as if written eight years ago, and re-seal the
-    # chain over them so that it is intact again.
-    adapt = connection.ops.adapt_datetimefield_value
-    _tamper(
-        "UPDATE core_auditentry SET created_at = %s, seq = NULL, hash = '', prev_hash = ''",
-        [adapt(timezone.now())],
+def test_a_forged_archive_entry_is_named(sales1):
+    _entries(1, sales1)
+    entry = trail.new_entry(
+        action=trail.Action.ARCHIVE,
+        model="core.auditentry",
+        object_label="audit trail",
+        changes={"through_seal": [None, 10**6], "through_high": [None, 10**12]},
     )
-    _tamper(
-        "UPDATE core_auditentry SET created_at = %s WHERE id IN (%s, %s)",
-        [adapt(long_ago), old[0].pk, old[1].pk],
-    )
-    trail.seal()
-    assert trail.verify().intact
-    total = AuditEntry.objects.count()
-    first_young = AuditEntry.objects.filter(created_at__gt=long_ago).order_by("seq").first()
-    out_file = tmp_path / "archive.json"
-    call_command("archive_audit_trail", "--output", str(out_file))
-    assert "2 entries up to seq 2 archived" in capsys.readouterr().out
-    assert not AuditEntry.objects.filter(pk__in=[old[0].pk, old[1].pk]).exists()
-    # the rest, plus the archive entry, is still a verifiable chain
-    result = trail.verify()
-    assert result.intact, result.summary()
-    assert result.first_seq == first_young.seq == 3
-    assert AuditEntry.objects.count() == total - 2 + 1
-    archive = AuditEntry.objects.get(action="archive")
-    assert archive.changes["through_seq"] == [None, 2]
-    # and the archive file checks out on its own
-    check = evidence.verify_bundle(out_file.read_bytes())
-    assert check.ok
-    assert check.entries == 2
-    assert check.links_checked == 1
-    assert (
-        json.loads(out_file.read_bytes())["entries"][-1]["hash"] == archive.changes["last_hash"][1]
-    )
+    entry.pk, entry.key_id, entry.mac = 10**6, auditkeys.current_id(), "f" * 64
+    entry.save(force_insert=True)
+    assert f"entry {entry.pk} (archive) is not authentic" in _verify_fails()
 
 
 def test_archive_refuses_to_overwrite_and_archives_nothing_young(sales1, tmp_path, capsys):

@@ -5,6 +5,7 @@ import io
 
 import pytest
 from django.core.files.uploadedfile import SimpleUploadedFile
+from django.db import connection
 from django.urls import reverse
 from openpyxl import load_workbook
 
@@ -174,8 +175,13 @@ def test_xlsx_export_holds_only_visible_merchants(web, sales1, sales2):
 def test_export_runs_a_constant_number_of_queries(web, sales1, count, django_assert_num_queries):
     MerchantFactory.create_batch(count, owner=sales1)
     client = web(sales1)
-    # nine for the export, one for its own line on the audit trail
-    with django_assert_num_queries(10):
+    # nine for the export; its own line on the audit trail takes a savepoint
+    # and its release around allocating the entry's id (SQLite: the highest
+    # id and the table's sequence) and the INSERT. PostgreSQL takes the id
+    # from the sequence in one query and streams the row by COPY, which the
+    # query log does not see.
+    audit_line = 3 if connection.vendor == "postgresql" else 5
+    with django_assert_num_queries(9 + audit_line):
         response = client.get(reverse("merchants:export"))
         assert len(_export_rows(response)) == count + 1
 

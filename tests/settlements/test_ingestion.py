@@ -1,6 +1,7 @@
-"""transactions_ingest: every rule per item, idempotent storage, history, signal."""
+"""transactions_ingest: every rule per item, idempotent storage, the batch's audit entry, signal."""
 
 import io
+import math
 from datetime import timedelta
 from decimal import Decimal
 
@@ -11,7 +12,7 @@ from django.db import connection
 from django.test.utils import CaptureQueriesContext
 from django.utils import timezone
 
-from core import audit
+from core import audit, trail
 from merchants import services as merchant_services
 from merchants.models import Merchant
 from settlements import signals
@@ -23,6 +24,7 @@ from tests.factories.settlements import (
     TransactionItemFactory,
     TransactionSourceFactory,
 )
+from tests.settlements.ledger_trail import batch_entries, proven_ids, stored_digest
 
 pytestmark = pytest.mark.django_db
 
@@ -267,14 +269,19 @@ def test_more_than_a_thousand_items_are_refused_as_a_whole(finance1, source, mer
 
 
 def test_a_replayed_batch_stores_each_transaction_once(finance1, source, merchant):
+    # given
     items = [_item(merchant) for _ in range(120)]
+    # when
     first = _ingest(finance1, source, items)
     again = _ingest(finance1, source, items)
+    # then
     assert (first.created, first.already_present) == (120, 0)
     assert (again.created, again.already_present, again.rejected) == (0, 120, 0)
     assert again.created_ids == []
     assert Transaction.objects.count() == 120
-    assert Transaction.history.count() == 120
+    # the replay created nothing, so it wrote no entry of its own
+    entry = batch_entries().get()
+    assert proven_ids(entry) == sorted(first.created_ids)
 
 
 def test_a_transaction_already_in_the_ledger_counts_as_present(finance1, source, merchant):
@@ -307,37 +314,57 @@ def test_within_a_batch_the_first_item_wins_and_repeats_are_already_present(
     assert Transaction.objects.get(external_id="dup").amount == Decimal("10.00")
 
 
-def test_history_rows_name_the_actor_origin_and_reason(finance1, source, merchant):
+def test_the_batch_entry_names_the_actor_origin_and_reason_and_proves_the_created_rows(
+    finance1, source, merchant
+):
     # given
     items = [_item(merchant, external_id=f"h{n}", amount=f"{n}.25") for n in range(3)]
     # when
     with audit.acting_as(finance1, origin="api 10.0.0.7"):
         report = _ingest(finance1, source, items)
+    # then: one entry for the batch
+    entry = batch_entries().get()
+    assert entry.action == "create"
+    assert entry.object_label == "3 transactions from acme-pay"
+    assert entry.changes == {
+        "rows": [None, 3],
+        "source": [None, "acme-pay"],
+        "merchants": [None, 1],
+    }
+    assert entry.merchant_id == merchant.pk
+    # who, from where, why
+    assert (entry.actor, entry.actor_label, entry.actor_kind) == (finance1, "finance1", "user")
+    assert entry.origin == "api 10.0.0.7"
+    assert entry.reason == "ingest acme-pay"
+    # when: the batch's time, the one every row was stored with
+    stored = Transaction.objects.filter(pk__in=report.created_ids)
+    assert set(stored.values_list("created_at", flat=True)) == {entry.created_at}
+    # exactly the created rows, as they were stored
+    ids = sorted(report.created_ids)
+    assert entry.row_ids == [[ids[0], ids[-1]]]
+    assert (entry.row_first, entry.row_last) == (ids[0], ids[-1])
+    assert entry.row_digest == stored_digest(entry)
+    assert entry.mac == trail.entry_mac(entry)
+
+
+def test_a_reason_from_the_audit_context_replaces_the_default(finance1, source, merchant):
+    # given / when
+    with audit.acting_as(finance1, origin="api 10.0.0.7", reason="October backfill"):
+        _ingest(finance1, source, [_item(merchant)])
     # then
-    rows = Transaction.history.filter(id__in=report.created_ids).order_by("id")
-    assert rows.count() == 3
-    for row, n in zip(rows, range(3), strict=True):
-        assert row.history_type == "+"
-        assert row.history_user_id == finance1.pk
-        assert row.history_origin == "api 10.0.0.7"
-        assert row.history_change_reason == "ingest acme-pay"
-        assert row.history_date is not None
-        assert (row.external_id, row.amount) == (f"h{n}", Decimal(f"{n}.25"))
-        assert (row.merchant_id, row.source_id, row.currency) == (merchant.pk, source.pk, "HKD")
-        stored = Transaction.objects.get(pk=row.id)
-        assert row.occurred_at == stored.occurred_at
-        assert row.created_at == stored.created_at
-        assert row.instance.external_id == stored.external_id
+    assert batch_entries().get().reason == "October backfill"
 
 
-def test_history_is_written_for_created_transactions_only(finance1, source, merchant):
+def test_the_trail_proves_created_transactions_only(finance1, source, merchant):
+    # given
     items = [_item(merchant, external_id="once")]
-    _ingest(finance1, source, items)
-    _ingest(finance1, source, [*items, _item(merchant, external_id="twice")])
-    assert sorted(Transaction.history.values_list("external_id", flat=True)) == [
-        "once",
-        "twice",
-    ]
+    first = _ingest(finance1, source, items)
+    # when
+    second = _ingest(finance1, source, [*items, _item(merchant, external_id="twice")])
+    # then: each batch's entry names only the rows that batch created
+    assert [proven_ids(e) for e in batch_entries()] == [first.created_ids, second.created_ids]
+    assert second.already_present == 1
+    assert batch_entries().last().changes["rows"] == [None, 1]
 
 
 def test_the_batch_looks_merchants_up_in_one_query(finance1, source, admin1):
@@ -430,12 +457,15 @@ def test_the_demo_seed_fills_an_empty_ledger_once(merchant):
     assert set(Transaction.objects.values_list("currency", flat=True)) == {"HKD", "USD", "SGD"}
     assert Transaction.objects.filter(kind="refund").exists()
     assert not Transaction.objects.filter(kind="payment", amount__lt=0).exists()
-    row = Transaction.history.first()
-    assert (row.history_user.username, row.history_origin) == (
-        "system",
-        "command seed_transactions",
-    )
-    assert Transaction.history.count() == count
+    # one entry per batch of the first run, as the system user, together
+    # proving every row once; the second run wrote none
+    entries = list(batch_entries())
+    assert len(entries) == math.ceil(count / ingestion.MAX_ITEMS)
+    assert {(e.actor.username, e.actor_kind) for e in entries} == {("system", "system")}
+    assert {(e.origin, e.reason) for e in entries} == {("command seed_transactions", "demo data")}
+    proven = [pk for e in entries for pk in proven_ids(e)]
+    assert sorted(proven) == sorted(Transaction.objects.values_list("pk", flat=True))
+    assert sum(e.changes["rows"][1] for e in entries) == count
 
 
 def test_an_inactive_source_accepts_nothing(finance1, source, merchant):
@@ -473,4 +503,6 @@ def test_text_is_stored_exactly_whatever_punctuation_it_holds(finance1, source, 
     assert _ingest(finance1, source, items).created == 2
     assert Transaction.objects.get(external_id=odd).customer_ref == odd
     assert Transaction.objects.get(external_id="NULL").customer_ref == "{}"
-    assert Transaction.history.get(external_id=odd).customer_ref == odd
+    # the entry's digest, taken from the values sent, matches the stored text
+    entry = batch_entries().get()
+    assert entry.row_digest == stored_digest(entry)

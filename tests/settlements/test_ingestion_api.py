@@ -17,6 +17,7 @@ from tests.factories.settlements import (
     TransactionItemFactory,
     TransactionSourceFactory,
 )
+from tests.settlements.ledger_trail import batch_entries, proven_ids
 
 pytestmark = pytest.mark.django_db
 
@@ -63,9 +64,10 @@ def test_finance_sends_a_batch_and_gets_counts_and_field_errors(api, finance1, s
     }
     assert all(e["message"] for e in body["errors"])
     assert Transaction.objects.count() == 3
-    history = Transaction.history.first()
-    assert history.history_user == finance1
-    assert history.history_origin.startswith("api ")
+    entry = batch_entries().get()
+    assert entry.actor == finance1
+    assert entry.origin.startswith("api ")
+    assert proven_ids(entry) == sorted(Transaction.objects.values_list("pk", flat=True))
 
 
 def test_the_same_batch_sent_twice_is_stored_once(api, finance1, source, merchant):

@@ -1,10 +1,14 @@
-"""Ledger ingestion puts every new transaction on the audit trail, one INSERT per batch."""
+"""Ledger ingestion puts every batch of new transactions on the audit trail: one entry,
+one INSERT, proving exactly the created rows by a keyed digest."""
+
+import json
+from decimal import Decimal
 
 import pytest
 from django.db import connection
 from django.test.utils import CaptureQueriesContext
 
-from core import audit, trail
+from core import audit, trail, trailcheck
 from core.models import AuditEntry
 from core.services import system_user
 from merchants import services as merchant_services
@@ -13,6 +17,12 @@ from settlements.models import Transaction
 from settlements.services import ingestion
 from tests.factories.merchants import MerchantFactory
 from tests.factories.settlements import TransactionItemFactory, TransactionSourceFactory
+from tests.settlements.ledger_trail import (
+    batch_entries,
+    proven_ids,
+    stored_digest,
+    stored_objects_digest,
+)
 
 pytestmark = pytest.mark.django_db
 
@@ -23,7 +33,10 @@ def merchant(admin1):
     return merchant_services.merchant_activate(merchant=merchant, actor=admin1, reason="test")
 
 
-def test_a_webhook_batch_writes_one_entry_per_new_row_in_one_insert(merchant):
+def test_a_webhook_batch_writes_one_entry_per_batch_covering_its_new_rows_in_one_insert(
+    merchant,
+):
+    # given
     source = TransactionSourceFactory(code="acme-pay", name="Acme Pay")
     system = system_user()
     items = [
@@ -31,33 +44,70 @@ def test_a_webhook_batch_writes_one_entry_per_new_row_in_one_insert(merchant):
         for n in range(30)
     ]
     since = AuditEntry.objects.order_by("-id").values_list("id", flat=True).first() or 0
+    # when
     with (
         audit.acting_as(system, origin="webhook acme-pay"),
         CaptureQueriesContext(connection) as queries,
     ):
         report = ingestion.transactions_ingest(actor=system, source=source, items=items)
+    # then: one entry, written by one INSERT (SQLite); PostgreSQL streams it by COPY
     assert report.created == 30
     inserts = [q for q in queries.captured_queries if 'INSERT INTO "core_auditentry"' in q["sql"]]
-    # one INSERT for the batch (SQLite); PostgreSQL streams the batch by COPY
     assert len(inserts) == (0 if connection.vendor == "postgresql" else 1)
-    entries = list(AuditEntry.objects.filter(id__gt=since).order_by("id"))
-    assert len(entries) == 30
-    stored = dict(Transaction.objects.values_list("external_id", "pk"))
-    for entry in entries:
-        assert entry.action == "create"
-        assert entry.model == "settlements.transaction"
-        assert entry.merchant_id == merchant.pk
-        assert entry.actor_kind == "api_key"
-        assert entry.actor_label == "acme-pay"
-        assert entry.origin == "webhook acme-pay"
-    by_label = {e.object_label: e for e in entries}
-    for item in items:
-        entry = by_label[f"acme-pay {item['external_id']}"]
-        assert entry.object_id == str(stored[item["external_id"]])
-        assert entry.changes["amount"] == [None, "100.00"]
-        assert entry.changes["card_fingerprint"] == [None, trail.MASK]
+    entry = AuditEntry.objects.filter(id__gt=since).get()
+    assert entry.action == "create"
+    assert entry.model == "settlements.transaction"
+    assert entry.object_label == "30 transactions from acme-pay"
+    assert entry.changes == {
+        "rows": [None, 30],
+        "source": [None, "acme-pay"],
+        "merchants": [None, 1],
+    }
+    assert entry.merchant_id == merchant.pk
+    assert (entry.actor_kind, entry.actor_label) == ("api_key", "acme-pay")
+    assert entry.origin == "webhook acme-pay"
+    # it proves exactly the created rows
+    assert entry.row_model == "settlements.transaction"
+    assert proven_ids(entry) == sorted(report.created_ids)
+    assert sorted(report.created_ids) == sorted(Transaction.objects.values_list("pk", flat=True))
+    assert (entry.row_first, entry.row_last) == (min(report.created_ids), max(report.created_ids))
+    # and names no secret: the rows are proven by digest, not copied
+    assert "fp-secret" not in json.dumps([entry.changes, entry.object_label, entry.reason])
     trail.seal()
-    assert trail.verify().intact
+    assert trailcheck.verify().intact
+
+
+def _change_behind_the_service(pk: int, **values) -> None:
+    """An UPDATE the application never makes. On PostgreSQL the ledger's
+    trigger refuses it; as a superuser with triggers switched off it lands."""
+    with connection.cursor() as cursor:
+        if connection.vendor == "postgresql":
+            cursor.execute("SET session_replication_role = replica")
+        try:
+            Transaction.objects.filter(pk=pk).update(**values)
+        finally:
+            if connection.vendor == "postgresql":
+                cursor.execute("SET session_replication_role = DEFAULT")
+
+
+def test_the_batch_digest_is_recomputed_from_the_stored_rows_and_a_changed_amount_breaks_it(
+    merchant, finance1
+):
+    # given
+    source = TransactionSourceFactory(code="acme-pay", name="Acme Pay")
+    items = [TransactionItemFactory(merchant=merchant.pk, amount=f"{n}.50") for n in range(1, 6)]
+    report = ingestion.transactions_ingest(actor=finance1, source=source, items=items)
+    entry = batch_entries().get()
+    # then: the digest taken at ingestion is that of the rows as stored
+    assert entry.row_digest == stored_digest(entry)
+    assert entry.row_digest == stored_objects_digest(entry)
+    # when: one amount is changed in the database
+    changed = report.created_ids[2]
+    _change_behind_the_service(changed, amount=Decimal("3.51"))
+    # then
+    assert Transaction.objects.get(pk=changed).amount == Decimal("3.51")
+    assert stored_digest(entry) != entry.row_digest
+    assert stored_objects_digest(entry) != entry.row_digest
 
 
 def test_items_already_in_the_ledger_make_no_new_entries(merchant, finance1):

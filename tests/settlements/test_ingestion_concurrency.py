@@ -17,15 +17,17 @@ from django.db import connection, connections
 from django.test import Client
 from django.urls import reverse
 
-from core import audit
+from core import audit, trail, trailcheck
 from core import services as core_services
 from merchants import services as merchant_services
 from merchants.models import Merchant
 from settlements.models import Transaction, TransactionSource, WebhookEvent
 from settlements.services import ingestion
+from tests.conftest import wait_for
 from tests.factories.core import UserFactory
 from tests.factories.merchants import MerchantFactory
 from tests.factories.settlements import TransactionItemFactory, TransactionSourceFactory
+from tests.settlements.ledger_trail import batch_entries, proven_ids
 
 pytestmark = [pytest.mark.postgres, pytest.mark.django_db(transaction=True)]
 
@@ -49,6 +51,27 @@ def merchant():
     admin = UserFactory(username="race_admin")
     merchant = MerchantFactory(status=Merchant.Status.ONBOARDING)
     return merchant_services.merchant_activate(merchant=merchant, actor=admin, reason="test")
+
+
+def _ledger_ids(source) -> list[int]:
+    return sorted(Transaction.objects.filter(source=source).values_list("pk", flat=True))
+
+
+def _verified_after_sealing(timeout: float = 60.0) -> trailcheck.Verification:
+    """Seal what the processes committed, then check the trail.
+
+    The sealer covers the transactions older than the oldest one still
+    running anywhere on the server (transaction ids are cluster-wide), so a
+    test run beside this one on the same PostgreSQL may hold sealing back for
+    a moment: seal again until nothing is pending or the timeout passes.
+    """
+
+    def nothing_pending() -> bool:
+        trail.seal()
+        return trailcheck.verify().pending == 0
+
+    wait_for(nothing_pending, timeout=timeout, interval=0.5)
+    return trailcheck.verify()
 
 
 def _release_connections() -> None:
@@ -104,7 +127,13 @@ def test_the_same_batch_from_two_processes_is_stored_once(source, merchant):
     assert sum(o[2] for o in outcomes) == 200
     assert sum(o[3] for o in outcomes) == 0
     assert Transaction.objects.filter(source=source).count() == 200
-    assert Transaction.history.filter(source_id=source.pk).count() == 200
+    # one batch entry, from the process that created the rows, proving them all
+    entry = batch_entries().get()
+    assert proven_ids(entry) == _ledger_ids(source)
+    assert entry.changes["rows"] == [None, 200]
+    verification = _verified_after_sealing()
+    assert verification.intact, verification.problems
+    assert verification.pending == 0  # every committed entry is sealed
 
 
 def test_overlapping_batches_from_two_processes_do_not_deadlock(source, merchant):
@@ -118,7 +147,14 @@ def test_overlapping_batches_from_two_processes_do_not_deadlock(source, merchant
     assert sum(o[1] for o in outcomes) == 300
     assert sum(o[2] for o in outcomes) == 100
     assert Transaction.objects.filter(source=source).count() == 300
-    assert Transaction.history.filter(source_id=source.pk).count() == 300
+    # one entry per process, each for the rows it created, together every row once
+    entries = list(batch_entries())
+    assert sorted(e.changes["rows"][1] for e in entries) == sorted(o[1] for o in outcomes)
+    proven = [pk for e in entries for pk in proven_ids(e)]
+    assert sorted(proven) == _ledger_ids(source)
+    verification = _verified_after_sealing()
+    assert verification.intact, verification.problems
+    assert verification.pending == 0  # every committed entry is sealed
 
 
 def _webhook_child(barrier, results, index: int, body: bytes, signature: str) -> None:
@@ -154,4 +190,7 @@ def test_one_event_delivered_twice_at_once_is_processed_once(source, merchant):
     assert sorted((o[1], o[2]) for o in outcomes) == [(200, "duplicate"), (201, "created")]
     assert Transaction.objects.filter(source=source).count() == 1
     assert WebhookEvent.objects.filter(source=source, event_id="evt_race").count() == 1
-    assert Transaction.history.filter(source_id=source.pk).count() == 1
+    assert proven_ids(batch_entries().get()) == _ledger_ids(source)
+    verification = _verified_after_sealing()
+    assert verification.intact, verification.problems
+    assert verification.pending == 0  # every committed entry is sealed

@@ -444,24 +444,45 @@ def test_a_stalled_calculation_can_be_queued_again_and_a_live_one_cannot(
     ).exists()
 
 
+def _batch_entries(model):
+    """The calculation's entries for ``model``: one per batch it wrote."""
+    from core.models import AuditEntry
+
+    return list(
+        AuditEntry.objects.filter(model=model._meta.label_lower, action="create").order_by("id")
+    )
+
+
 def test_calculated_statements_and_lines_are_on_the_audit_trail(
     finance1, django_capture_on_commit_callbacks
 ):
-    from core import trail
-    from core.models import AuditEntry
+    from core import trail, trailcheck
 
+    # given / when
     _world, run = calculated_run(finance1, django_capture_on_commit_callbacks)
-    lines = StatementLine.objects.filter(statement__run=run)
-    entries = AuditEntry.objects.filter(model="settlements.statementline", action="create")
-    assert entries.count() == lines.count()
-    line = lines.first()
-    entry = entries.get(object_id=str(line.pk))
-    assert entry.merchant_id == line.merchant_id
-    assert entry.actor == finance1
+    # then: the lines' one batch entry proves exactly their "created" history rows
+    line_rows = StatementLine.history.filter(statement__run=run, history_type="+")
+    count = line_rows.count()
+    assert 0 < count <= 1000  # one batch
+    (entry,) = _batch_entries(StatementLine)
+    assert entry.object_label == f"{count} statement lines"
+    assert entry.changes == {"rows": [None, count]}
+    assert (entry.actor, entry.reason) == (finance1, "calculated")
     assert entry.origin == "task settlements.settlement_run_calculate"
-    assert entry.reason == "calculated"
-    assert (
-        AuditEntry.objects.filter(model="settlements.statement").count() >= run.statements.count()
+    assert entry.row_model == "settlements.historicalstatementline"
+    assert list(trail.ids_of(entry.row_ids)) == sorted(
+        line_rows.values_list("history_id", flat=True)
+    )
+    assert entry.row_digest == trail.objects_digest(
+        list(line_rows.order_by("history_id")), entry.key_id
+    )
+    # and the statements' one batch entry theirs
+    statement_rows = Statement.history.filter(run=run, history_type="+")
+    (entry,) = _batch_entries(Statement)
+    assert entry.row_model == "settlements.historicalstatement"
+    assert entry.changes == {"rows": [None, run.statements.count()]}
+    assert list(trail.ids_of(entry.row_ids)) == sorted(
+        statement_rows.values_list("history_id", flat=True)
     )
     trail.seal()
-    assert trail.verify().intact
+    assert trailcheck.verify().intact

@@ -15,6 +15,7 @@ from settlements import forms_ledger
 from settlements.models import Transaction
 from tests.factories.merchants import MerchantFactory
 from tests.factories.settlements import TransactionFactory, TransactionSourceFactory
+from tests.settlements.ledger_trail import batch_entries, proven_ids
 
 pytestmark = pytest.mark.django_db
 
@@ -253,9 +254,10 @@ def test_confirming_writes_the_rows_through_the_service(web, finance1, source, m
     assert (report.created, report.already_present) == (3, 0)
     assert Transaction.objects.filter(source=source).count() == 3
     assert Transaction.objects.get(external_id="ch_2").amount == Decimal("2.50")
-    history = Transaction.history.get(external_id="ch_1")
-    assert history.history_user == finance1
-    assert history.history_origin.startswith("web ")
+    entry = batch_entries().get()
+    assert entry.actor == finance1
+    assert entry.origin.startswith("web ")
+    assert proven_ids(entry) == sorted(Transaction.objects.values_list("pk", flat=True))
     assert b"3 stored" in done.content
 
 
@@ -287,12 +289,18 @@ def test_bad_rows_block_the_import_unless_only_valid_is_chosen(web, finance1, so
 
 
 def test_a_large_file_is_written_in_batches(web, finance1, source, merchant):
+    # given
     lines = [_good(merchant, n) for n in range(1, 2502)]
     client = web(finance1)
+    # when
     done = _confirm(client, _dry_run(client, _csv(*lines)))
+    # then: three batches of at most a thousand rows, one entry each
     assert done.context["report"].created == 2501
     assert Transaction.objects.count() == 2501
-    assert Transaction.history.count() == 2501
+    entries = list(batch_entries())
+    assert [e.changes["rows"][1] for e in entries] == [1000, 1000, 501]
+    proven = [pk for e in entries for pk in proven_ids(e)]
+    assert sorted(proven) == sorted(Transaction.objects.values_list("pk", flat=True))
 
 
 def test_a_tampered_confirmation_is_refused(web, finance1, source, merchant):
