@@ -45,6 +45,7 @@ many rows it read and threw away to find the page).
 """
 
 import argparse
+import atexit
 import datetime as dt
 import hashlib
 import json
@@ -52,6 +53,7 @@ import math
 import os
 import platform
 import random
+import shutil
 import statistics
 import subprocess
 import sys
@@ -63,7 +65,9 @@ sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 os.environ.setdefault("DJANGO_SETTINGS_MODULE", "config.settings")
 # --verify compares the chain with the newest checkpoint: not one another
 # database left in the project's directory.
-os.environ.setdefault("AUDIT_CHECKPOINT_DIR", tempfile.mkdtemp(prefix="bench-checkpoints-"))
+if "AUDIT_CHECKPOINT_DIR" not in os.environ:
+    os.environ["AUDIT_CHECKPOINT_DIR"] = tempfile.mkdtemp(prefix="bench-checkpoints-")
+    atexit.register(shutil.rmtree, os.environ["AUDIT_CHECKPOINT_DIR"], ignore_errors=True)
 
 import django
 

@@ -38,12 +38,14 @@ temporary directory, not the project's.
 """
 
 import argparse
+import atexit
 import hashlib
 import json
 import multiprocessing
 import os
 import platform
 import random
+import shutil
 import subprocess
 import sys
 import tempfile
@@ -56,7 +58,9 @@ sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 os.environ.setdefault("DJANGO_SETTINGS_MODULE", "config.settings")
 # verify() compares the chain with the newest checkpoint: not one another
 # database left in the project's directory.
-os.environ.setdefault("AUDIT_CHECKPOINT_DIR", tempfile.mkdtemp(prefix="bench-checkpoints-"))
+if "AUDIT_CHECKPOINT_DIR" not in os.environ:
+    os.environ["AUDIT_CHECKPOINT_DIR"] = tempfile.mkdtemp(prefix="bench-checkpoints-")
+    atexit.register(shutil.rmtree, os.environ["AUDIT_CHECKPOINT_DIR"], ignore_errors=True)
 
 import django
 
