@@ -14,6 +14,7 @@ seals before the next one; the checkpoint interval bounds that window.
 from __future__ import annotations
 
 import bisect
+import contextlib
 from collections.abc import Iterator
 from dataclasses import asdict, dataclass, field
 
@@ -307,13 +308,5 @@ def record_verification(result: Verification, *, actor=None) -> AuditEntry:
 
     values = result.as_dict()
     values["problems"] = " | ".join(result.problems[:5])
-    with audit.as_actor(actor) if actor is not None else _nothing():
+    with audit.as_actor(actor) if actor is not None else contextlib.nullcontext():
         return trail.record_system(Action.VERIFY, values, success=result.intact)
-
-
-class _nothing:
-    def __enter__(self):
-        return None
-
-    def __exit__(self, *exc):
-        return False

@@ -4,7 +4,6 @@ import io
 
 import pytest
 from django.core.management import call_command
-from django.db import connection
 from django.urls import reverse
 
 from core import trailcheck
@@ -12,21 +11,11 @@ from merchants import services as merchant_services
 from merchants.models import Merchant
 from settlements.models import Transaction
 from settlements.services import ingestion
+from tests.core.tamper import tamper
 from tests.factories.merchants import MerchantFactory
 from tests.factories.settlements import TransactionItemFactory, TransactionSourceFactory
 
 pytestmark = pytest.mark.django_db
-
-
-def _tamper(sql: str, params: list) -> None:
-    """Change a row behind the application's back (on PostgreSQL as a
-    superuser with the guard triggers switched off)."""
-    with connection.cursor() as cursor:
-        if connection.vendor == "postgresql":
-            cursor.execute("SET session_replication_role = replica")
-        cursor.execute(sql, params)
-        if connection.vendor == "postgresql":
-            cursor.execute("SET session_replication_role = DEFAULT")
 
 
 def _records_problems() -> list[str]:
@@ -56,7 +45,7 @@ def test_an_untouched_trail_and_its_records_verify_intact(ledger, sales1):
 
 def test_a_changed_transaction_amount_is_named(ledger):
     _merchant, ids = ledger
-    _tamper("UPDATE settlements_transaction SET amount = amount + 1 WHERE id = %s", [ids[2]])
+    tamper("UPDATE settlements_transaction SET amount = amount + 1 WHERE id = %s", [ids[2]])
     problems = _records_problems()
     assert any(
         "settlements.transaction" in p and "changed in the database" in p for p in problems
@@ -74,14 +63,14 @@ def test_a_transaction_inserted_around_the_service_is_named(ledger):
 
 def test_a_deleted_transaction_is_named(ledger):
     _merchant, ids = ledger
-    _tamper("DELETE FROM settlements_transaction WHERE id = %s", [ids[1]])
+    tamper("DELETE FROM settlements_transaction WHERE id = %s", [ids[1]])
     problems = _records_problems()
     assert any(f"#{ids[1]} deleted" in p for p in problems), problems
 
 
 def test_a_merchant_status_changed_in_the_database_is_named(ledger):
     merchant, _ids = ledger
-    _tamper("UPDATE merchants_merchant SET status = 'offboarded' WHERE id = %s", [merchant.pk])
+    tamper("UPDATE merchants_merchant SET status = 'offboarded' WHERE id = %s", [merchant.pk])
     problems = _records_problems()
     assert any(
         f"merchants.merchant #{merchant.pk} changed in the database: status is 'offboarded'" in p
@@ -92,7 +81,7 @@ def test_a_merchant_status_changed_in_the_database_is_named(ledger):
 def test_a_changed_history_row_is_named(ledger):
     merchant, _ids = ledger
     history = merchant.history.order_by("-history_id").first()
-    _tamper(
+    tamper(
         "UPDATE merchants_historicalmerchant SET risk_level = 'low', legal_name = 'X' "
         "WHERE history_id = %s",
         [history.history_id],
@@ -106,8 +95,8 @@ def test_a_changed_history_row_is_named(ledger):
 
 def test_the_command_exits_1_and_prints_each_mismatch(ledger):
     merchant, ids = ledger
-    _tamper("UPDATE settlements_transaction SET fee = 0 WHERE id = %s", [ids[0]])
-    _tamper("UPDATE merchants_merchant SET mid = 'FORGED' WHERE id = %s", [merchant.pk])
+    tamper("UPDATE settlements_transaction SET fee = 0 WHERE id = %s", [ids[0]])
+    tamper("UPDATE merchants_merchant SET mid = 'FORGED' WHERE id = %s", [merchant.pk])
     out = io.StringIO()
     with pytest.raises(SystemExit) as exit_:
         call_command("verify_audit_trail", "--records", "--no-record", stdout=out)

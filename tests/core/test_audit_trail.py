@@ -16,6 +16,7 @@ from merchants import tasks
 from merchants.models import Merchant
 from merchants.services import records as merchant_services
 from tests.conftest import restore_roles, wait_for
+from tests.core.tamper import tamper
 from tests.factories.merchants import MerchantFactory
 
 pytestmark = pytest.mark.django_db
@@ -29,17 +30,6 @@ def _new_entries(since: int):
 
 def _last_id() -> int:
     return AuditEntry.objects.order_by("-id").values_list("id", flat=True).first() or 0
-
-
-def _tamper(sql: str, params: list) -> None:
-    """Edit the tables behind the application's back, as an intruder with SQL
-    (on PostgreSQL a superuser who switched the guard triggers off)."""
-    with connection.cursor() as cursor:
-        if connection.vendor == "postgresql":
-            cursor.execute("SET session_replication_role = replica")
-        cursor.execute(sql, params)
-        if connection.vendor == "postgresql":
-            cursor.execute("SET session_replication_role = DEFAULT")
 
 
 def _verify_fails(*args) -> str:
@@ -340,7 +330,7 @@ def test_an_entry_edited_in_the_database_is_named(sales1, column, value):
     since = _last_id()
     _entries(3, sales1)
     victim = _new_entries(since)[1]
-    _tamper(f"UPDATE core_auditentry SET {column} = %s WHERE id = %s", [value, victim.pk])  # noqa: S608
+    tamper(f"UPDATE core_auditentry SET {column} = %s WHERE id = %s", [value, victim.pk])  # noqa: S608
     assert f"entry {victim.pk}: MAC does not match" in _verify_fails()
 
 
@@ -350,7 +340,7 @@ def test_an_entry_rehashed_without_the_key_is_named(sales1):
     victim = _new_entries(since)[0]
     victim.object_label = "Forged Limited"
     forged = hashlib.sha256(trail.canonical(trail.content(victim))).hexdigest()
-    _tamper(
+    tamper(
         "UPDATE core_auditentry SET object_label = %s, mac = %s WHERE id = %s",
         ["Forged Limited", forged, victim.pk],
     )
@@ -373,7 +363,7 @@ def test_a_deleted_entry_is_named_by_its_seal(sealed_db):
     _entries(4, sales)
     _sealed_up()
     victim = AuditEntry.objects.order_by("id")[2]
-    _tamper("DELETE FROM core_auditentry WHERE id = %s", [victim.pk])
+    tamper("DELETE FROM core_auditentry WHERE id = %s", [victim.pk])
     assert f"entries missing (deleted): #{victim.pk}" in _verify_fails()
 
 
@@ -383,9 +373,9 @@ def test_a_cut_tail_is_named_by_the_checkpoint(sealed_db):
     _sealed_up()
     services.audit_verify(record=False)  # checkpoint of the head
     head = AuditSeal.objects.order_by("-seq").first()
-    _tamper("DELETE FROM core_auditseal WHERE seq = %s", [head.seq])
+    tamper("DELETE FROM core_auditseal WHERE seq = %s", [head.seq])
     ids = list(trail.ids_of(head.entry_ids))
-    _tamper(
+    tamper(
         f"DELETE FROM core_auditentry WHERE id IN ({', '.join(['%s'] * len(ids))})",  # noqa: S608
         ids,
     )
@@ -401,8 +391,8 @@ def test_an_emptied_trail_is_named_by_the_checkpoint(sealed_db):
     _entries(2, sales)
     _sealed_up()
     services.audit_verify(record=False)
-    _tamper("DELETE FROM core_auditseal", [])
-    _tamper("DELETE FROM core_auditentry", [])
+    tamper("DELETE FROM core_auditseal", [])
+    tamper("DELETE FROM core_auditentry", [])
     out = _verify_fails()
     assert "are missing (truncated, deleted or emptied)" in out
 
