@@ -19,7 +19,7 @@ It generates gateway-like items (random external ids, merchants named by id
 or MID, amounts as strings, offsets on every time) for ~2,000 merchants and
 sends them through ``transactions_ingest`` in batches of 1,000: checking,
 merchant lookup, insert, the batch's audit entry (its rows' ids and keyed
-Merkle root, HMAC) and commit, then the seal after commit, as the batch API
+digest, HMAC) and commit, then the seal after commit, as the batch API
 would. Only the service calls are timed, not the generation of the items.
 Then the same batches are sent again (every item already present), and the
 same rows are loaded with psycopg's COPY into empty tables, one transaction

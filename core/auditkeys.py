@@ -35,18 +35,26 @@ def decode_seed(configured: str) -> bytes:
 
 
 def _current_seed() -> bytes:
-    if settings.AUDIT_SIGNING_KEY:
-        return decode_seed(settings.AUDIT_SIGNING_KEY)
-    return hashlib.sha256(b"paycrm-audit-signing|" + settings.SECRET_KEY.encode()).digest()
+    return _seeds()[0]
 
 
-def _seeds() -> list[bytes]:
-    previous = [
-        decode_seed(part.strip())
-        for part in getattr(settings, "AUDIT_PREVIOUS_SIGNING_KEYS", "").split(",")
-        if part.strip()
-    ]
-    return [_current_seed(), *previous]
+def _seeds() -> tuple[bytes, ...]:
+    return _decoded(
+        settings.AUDIT_SIGNING_KEY,
+        getattr(settings, "AUDIT_PREVIOUS_SIGNING_KEYS", ""),
+        settings.SECRET_KEY,
+    )
+
+
+@functools.lru_cache(maxsize=8)
+def _decoded(current: str, previous: str, secret_key: str) -> tuple[bytes, ...]:
+    """The seeds, current first, decoded once per configuration (every entry
+    and every digest asks for them)."""
+    if current:
+        first = decode_seed(current)
+    else:
+        first = hashlib.sha256(b"paycrm-audit-signing|" + secret_key.encode()).digest()
+    return (first, *(decode_seed(part.strip()) for part in previous.split(",") if part.strip()))
 
 
 @functools.lru_cache(maxsize=16)

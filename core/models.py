@@ -230,7 +230,7 @@ class AuditEntry(models.Model):
     (HMAC-SHA256 under a key derived from ``AUDIT_SIGNING_KEY``, named by
     ``key_id``) over every column before inserting it. The rows an entry
     proves (a history row, or a batch of ledger rows) are named by
-    ``row_model``/``row_ids`` with ``row_digest``, a keyed Merkle root over
+    ``row_model``/``row_ids`` with ``row_digest``, a keyed digest over
     their canonical content. Chain order is kept beside the entries, in
     :class:`AuditSeal`. On PostgreSQL triggers make the table insert-only and
     stamp ``txid`` (the writing transaction) on the way in.
@@ -290,7 +290,7 @@ class AuditEntry(models.Model):
     changes = models.JSONField(default=dict, blank=True)  # {"field": [before, after]}
     reason = models.CharField(max_length=300, blank=True)
     # The rows this entry proves: ``[[first id, last id], ...]`` of
-    # ``row_model``, and a keyed Merkle root over their content.
+    # ``row_model``, and a keyed digest over their content.
     row_model = models.CharField(max_length=100, blank=True)
     row_ids = models.JSONField(default=list, blank=True)
     row_first = models.BigIntegerField(null=True, blank=True)

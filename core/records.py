@@ -109,8 +109,8 @@ def _digest_chunk(result, entries: list[AuditEntry], proven: dict[str, set[int]]
                 + f" deleted ({len(missing)} of {len(ids)} rows it proves)"
             )
             continue
-        leaves = [trail.row_leaf(fields, rows[pk], entry.key_id) for pk in ids]
-        if not auditkeys.is_known(entry.key_id) or trail.merkle_root(leaves) != (entry.row_digest):
+        digest = trail.values_digest(fields, [rows[pk] for pk in ids], entry.key_id)
+        if not auditkeys.is_known(entry.key_id) or digest != entry.row_digest:
             span = f"#{ids[0]}" if len(ids) == 1 else f"#{ids[0]} to #{ids[-1]} ({len(ids)} rows)"
             result.fail(
                 f"entry {entry.pk}: {label} {span} changed in the database since the entry "
@@ -190,7 +190,7 @@ def _check_current(result, model, fields, only, proven) -> None:
     )
     for history_id, kind, when, *values in rows.iterator(CHUNK):
         key = values[names.index(pk_name)] if pk_name in names else None
-        shown = [trail._norm(f, v) for f, v in zip(tracked, values, strict=True)]
+        shown = [trail.shown_value(f, v) for f, v in zip(tracked, values, strict=True)]
         before = previous.get(key)
         if (
             since is not None
@@ -212,7 +212,7 @@ def _check_current(result, model, fields, only, proven) -> None:
         key = values[names.index(pk_name)]
         seen.add(key)
         result.records += 1
-        shown = [trail._norm(f, v) for f, v in zip(tracked, values, strict=True)]
+        shown = [trail.shown_value(f, v) for f, v in zip(tracked, values, strict=True)]
         recorded = latest.get(key)
         if recorded is None:
             result.fail(f"{label} #{key} has no history: inserted in the database")

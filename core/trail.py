@@ -4,7 +4,7 @@ Writing: every simple-history row appends an :class:`AuditEntry` from the
 ``post_create_historical_record`` signal (:func:`append_from_history`) that
 names the history row and carries its keyed digest; bulk paths (ledger
 ingestion, settlement calculation, reconciliation) write **one entry per
-batch** naming its rows by id with a keyed Merkle root over their content
+batch** naming its rows by id with a keyed digest over their content
 (:func:`rows_entry`). Every entry is complete when inserted: the application
 allocates its id and computes its MAC (HMAC-SHA256 under a key derived from
 ``AUDIT_SIGNING_KEY``, see :mod:`core.auditkeys`), so someone with the
@@ -24,12 +24,14 @@ Checking is in :mod:`core.trailcheck`; checkpoints outside the database in
 from __future__ import annotations
 
 import datetime as dt
+import functools
 import hashlib
 import json
 import logging
+import operator
 import re
 from collections.abc import Iterable, Sequence
-from decimal import Decimal
+from decimal import ROUND_HALF_UP, Decimal
 from typing import Any
 
 from django.conf import settings
@@ -123,29 +125,55 @@ def legacy_hash(prev_hash: str, entry: AuditEntry | dict) -> str:
 # ---------------------------------------------------------------------------
 # Digests of the records an entry proves
 # ---------------------------------------------------------------------------
+#
+# An entry proves its rows with one keyed digest over their content:
+# HMAC-SHA256 (the ``record`` key of the entry's key id) of ``record/3``,
+# then, for each column in name order, its name, the length of every row's
+# value (``n`` for NULL) and the values themselves, rows in primary key
+# order. The lengths make the encoding unambiguous whatever the values hold.
+# A column NULL in every row is left out, so a nullable column added later
+# does not change the digests of rows written before it. The encoding is
+# built column by column, mostly by C-level ``map`` and ``join``: ingestion
+# digests every ledger row it writes.
+
+_EPOCH = dt.datetime(1970, 1, 1, tzinfo=dt.UTC)
+_MICROSECOND = dt.timedelta(microseconds=1)
 
 
-def _normalizer(field: models.Field):
-    """How a column's value reads to the digest, the same whether it comes
+@functools.cache
+def _coder(field: models.Field):
+    """The text a column's value is digested as, the same whether it comes
     from an object in memory or from the database."""
     target = field.target_field if field.is_relation and field.many_to_one else field
     if isinstance(target, models.DecimalField):
         exponent = Decimal(1).scaleb(-target.decimal_places)
-        return lambda v: format(target.to_python(v).quantize(exponent), "f")
 
+        def decimal(value):
+            if not isinstance(value, Decimal):
+                value = target.to_python(value)
+            # Rounded as PostgreSQL rounds a value with too many places.
+            return format(value.quantize(exponent, rounding=ROUND_HALF_UP), "f")
+
+        return decimal
     if isinstance(target, models.DateTimeField):
+        last: list = [None, ""]
 
         def moment(value):
-            value = target.to_python(value)
-            return timestamp(timezone.make_aware(value) if timezone.is_naive(value) else value)
+            if value is last[0]:  # a batch's rows share their created_at
+                return last[1]
+            when = value if isinstance(value, dt.datetime) else target.to_python(value)
+            if timezone.is_naive(when):
+                when = timezone.make_aware(when)
+            last[:] = [value, str((when - _EPOCH) // _MICROSECOND)]
+            return last[1]
 
         return moment
     if isinstance(target, models.DateField):
         return lambda v: target.to_python(v).isoformat()
     if isinstance(target, models.BooleanField):
-        return lambda v: bool(target.to_python(v))
+        return lambda v: "1" if target.to_python(v) else "0"
     if isinstance(target, models.IntegerField | models.AutoField):
-        return int
+        return _integer
     if isinstance(target, models.JSONField):
         return lambda v: canonical(v).decode()
     if isinstance(target, models.BinaryField):
@@ -153,45 +181,91 @@ def _normalizer(field: models.Field):
     return str
 
 
-_NORMALIZERS: dict[models.Field, Any] = {}
+def _integer(value) -> str:
+    return str(int(value))
 
 
-def _norm(field: models.Field, value: Any) -> Any:
-    if value is None:
-        return None
-    normalize = _NORMALIZERS.get(field)
-    if normalize is None:
-        normalize = _NORMALIZERS[field] = _normalizer(field)
-    return normalize(value)
+_is_none = functools.partial(operator.is_, None)
+
+
+def _column(name: str, code, values: Sequence[Any]) -> str:
+    if any(map(_is_none, values)):  # not ``None in``: it compares every value
+        coded = ["" if v is None else code(v) for v in values]
+        lengths = ["n" if v is None else str(len(c)) for v, c in zip(values, coded, strict=True)]
+    else:
+        # Integers without a Python call per value.
+        coded = list(map(str, map(int, values)) if code is _integer else map(code, values))
+        lengths = list(map(str, map(len, coded)))
+    return f"{name}\x00{','.join(lengths)}\x00{''.join(coded)}\x00"
+
+
+class _Digester:
+    """How rows given as values in ``fields`` order are digested."""
+
+    def __init__(self, fields: Sequence[models.Field]) -> None:
+        self.pk_at = [f.primary_key for f in fields].index(True)
+        self.plan = sorted(
+            ((i, f.attname, _coder(f)) for i, f in enumerate(fields)), key=lambda p: p[1]
+        )
+
+    def encode(self, rows: Sequence[Sequence[Any]]) -> bytes:
+        ordered = sorted(rows, key=lambda row: row[self.pk_at])
+        columns = list(zip(*ordered, strict=True)) or [()] * len(self.plan)
+        parts = ["record/3\n"]
+        for index, name, code in self.plan:
+            values = columns[index]
+            if any(v is not None for v in values):
+                parts.append(_column(name, code, values))
+        return "".join(parts).encode()
+
+
+_DIGESTERS: dict[tuple, _Digester] = {}
+
+
+def _digester(fields: Sequence[models.Field]) -> _Digester:
+    key = tuple(f.model._meta.label_lower + "." + f.attname for f in fields)
+    found = _DIGESTERS.get(key)
+    if found is None:
+        found = _DIGESTERS[key] = _Digester(fields)
+    return found
 
 
 def digest_fields(model) -> list[models.Field]:
     return list(model._meta.concrete_fields)
 
 
-def row_leaf(fields: Sequence[models.Field], values: Sequence[Any], key_id: str) -> bytes:
-    """Keyed digest of one row (its column values in ``fields`` order): keyed,
-    so that a digest beside an encrypted value cannot be brute-forced. Empty
-    (NULL) columns are left out, so a nullable column added later does not
-    change the digests of earlier rows."""
-    data = {f.attname: _norm(f, v) for f, v in zip(fields, values, strict=True) if v is not None}
-    return bytes.fromhex(auditkeys.mac("record", key_id, canonical(data)) or "")
-
-
-def merkle_root(leaves: list[bytes]) -> str:
-    """SHA-256 Merkle root (leaves in id order; an odd node is carried up)."""
-    level = [hashlib.sha256(b"\x00" + leaf).digest() for leaf in leaves]
-    if not level:
+def values_digest(fields: Sequence[models.Field], rows: Sequence[Sequence], key_id: str) -> str:
+    """Keyed digest of rows given as values in ``fields`` order (the primary
+    key among them); "" for no rows or an unknown key. Keyed, so that a
+    digest beside an encrypted value cannot be brute-forced."""
+    if not rows:
         return ""
-    while len(level) > 1:
-        nxt = [
-            hashlib.sha256(b"\x01" + level[i] + level[i + 1]).digest()
-            for i in range(0, len(level) - 1, 2)
-        ]
-        if len(level) % 2:
-            nxt.append(level[-1])
-        level = nxt
-    return level[0].hex()
+    return auditkeys.mac("record", key_id, _digester(fields).encode(rows)) or ""
+
+
+def objects_digest(objs: Sequence[models.Model], key_id: str) -> str:
+    """The same over stored objects, from the objects in memory."""
+    if not objs:
+        return ""
+    fields = digest_fields(type(objs[0]))
+    names = [f.attname for f in fields]
+    return values_digest(fields, [[getattr(o, n) for n in names] for o in objs], key_id)
+
+
+def shown_value(field: models.Field, value: Any) -> Any:
+    """A column's value as ``--records`` compares and reports it: the same
+    from an object in memory or from the database."""
+    if value is None:
+        return None
+    target = field.target_field if field.is_relation and field.many_to_one else field
+    if isinstance(target, models.DateTimeField):
+        value = target.to_python(value)
+        return timestamp(timezone.make_aware(value) if timezone.is_naive(value) else value)
+    if isinstance(target, models.BooleanField):
+        return bool(target.to_python(value))
+    if isinstance(target, models.IntegerField | models.AutoField):
+        return int(value)
+    return _coder(field)(value)
 
 
 def id_ranges(ids: Iterable[int]) -> list[list[int]]:
@@ -208,22 +282,6 @@ def id_ranges(ids: Iterable[int]) -> list[list[int]]:
 def ids_of(ranges: Iterable[Sequence[int]]) -> Iterable[int]:
     for first, last in ranges:
         yield from range(first, last + 1)
-
-
-def objects_digest(objs: Sequence[models.Model], key_id: str) -> str:
-    """Merkle root over stored objects (in id order), from the objects in memory."""
-    if not objs:
-        return ""
-    fields = digest_fields(type(objs[0]))
-    return values_digest(fields, [[getattr(o, f.attname) for f in fields] for o in objs], key_id)
-
-
-def values_digest(fields: Sequence[models.Field], rows: Sequence[Sequence], key_id: str) -> str:
-    """Merkle root over rows given as values in ``fields`` order (the
-    primary key among them), taken in primary key order."""
-    pk_at = [f.primary_key for f in fields].index(True)
-    ordered = sorted(rows, key=lambda row: row[pk_at])
-    return merkle_root([row_leaf(fields, row, key_id) for row in ordered])
 
 
 # ---------------------------------------------------------------------------
@@ -643,7 +701,7 @@ def rows_entry(
     when: dt.datetime | None = None,
 ) -> AuditEntry:
     """One entry for a batch of stored rows (in memory): their ids and a keyed
-    Merkle root over their content, no label or query per row."""
+    digest over their content, no label or query per row."""
     entry = new_entry(
         action=action,
         model=model._meta.label_lower,

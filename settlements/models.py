@@ -48,7 +48,7 @@ class Transaction(models.Model):
 
     No simple-history copy: a row is written once and never changed (a
     PostgreSQL trigger refuses UPDATE and DELETE), and the audit entry of its
-    batch names it with a keyed Merkle root over its content, which
+    batch names it with a keyed digest over its content, which
     ``verify_audit_trail --records`` recomputes. A history table would only
     hold the same row twice.
     """

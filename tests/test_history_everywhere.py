@@ -13,7 +13,7 @@ THIRD_PARTY = [get_user_model(), Group, UserObjectPermission, GroupObjectPermiss
 # guarded by a trigger, so a history table beside them would record nothing.
 # Its seals are the chain's links, insert-only under the same guard. The
 # ledger is insert-only too (a trigger refuses UPDATE and DELETE) and each
-# row is proven by its batch's entry (a keyed Merkle root over its content).
+# row is proven by its batch's entry (a keyed digest over its content).
 WITHOUT_HISTORY = {"core.AuditEntry", "core.AuditSeal", "settlements.Transaction"}
 
 

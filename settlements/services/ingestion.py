@@ -5,8 +5,8 @@ call ``transactions_ingest``, so one set of rules decides what the ledger
 accepts. Items are checked in plain Python (a serializer per item would cost
 more than the database work); the rows are then written with one
 ``INSERT ... ON CONFLICT DO NOTHING``, without instantiating a model per
-row, and one audit entry per batch names the new rows with a keyed Merkle
-root over their content (the ledger keeps no per-row history copy: see
+row, and one audit entry per batch names the new rows with a keyed
+digest over their content (the ledger keeps no per-row history copy: see
 ``Transaction``).
 """
 
@@ -195,23 +195,22 @@ def transactions_import(
     return report
 
 
-_FIELDS = trail.digest_fields(Transaction)
+# The digest's fields in the order of a stored row: its id, then _COLUMNS.
+_FIELDS = [Transaction._meta.pk] + [
+    next(f for f in Transaction._meta.concrete_fields if f.column == column) for column in _COLUMNS
+]
+assert {f.attname for f in _FIELDS} == {f.attname for f in trail.digest_fields(Transaction)}  # noqa: S101
 
 
 def _batch_entry(source, ordered, created: dict[str, int], now, actor, reason: str):
     """The batch's one audit entry: its new rows by id, with their digest
     computed from the values just written (no query, no object per row)."""
-    by_column = dict.fromkeys(f.attname for f in _FIELDS)
     rows = []
     for _index, row in ordered:
         pk = created.get(row[1])
-        if pk is None:
-            continue
-        by_column.update(zip(_COLUMNS, (*row, now, now), strict=True))
-        by_column["id"] = pk
-        rows.append([by_column[f.attname] for f in _FIELDS])
-    key_id = auditkeys.current_id()
-    merchants = {row[2] for _index, row in ordered if row[1] in created}
+        if pk is not None:
+            rows.append((pk, *row, now, now))
+    merchants = {row[3] for row in rows}
     entry = trail.new_entry(
         action=trail.Action.CREATE,
         model=Transaction._meta.label_lower,
@@ -226,9 +225,8 @@ def _batch_entry(source, ordered, created: dict[str, int], now, actor, reason: s
         actor=actor,
         when=now,
     )
-    return trail.prove_rows(
-        entry, Transaction, [r[0] for r in rows], trail.values_digest(_FIELDS, rows, key_id)
-    )
+    digest = trail.values_digest(_FIELDS, rows, auditkeys.current_id())
+    return trail.prove_rows(entry, Transaction, [r[0] for r in rows], digest)
 
 
 def _store(rows: list[tuple], now: datetime) -> dict[str, int]:

@@ -1,7 +1,7 @@
 """What the audit trail says about ledger batches: their entries and the rows they prove.
 
 Ingestion writes one entry per batch naming the created rows by id ranges,
-with a keyed Merkle root over their content (the ledger keeps no history
+with a keyed digest over their content (the ledger keeps no history
 table). These helpers read those entries back and recompute the root from
 the rows as the database holds them now.
 """
