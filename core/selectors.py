@@ -3,10 +3,12 @@
 from __future__ import annotations
 
 import datetime as dt
+import json
 from dataclasses import dataclass, fields
 
 from django.apps import apps
 from django.core.exceptions import PermissionDenied
+from django.db import connection
 from django.db.models import Q, QuerySet, Subquery
 from django.shortcuts import get_object_or_404
 from simple_history.models import registered_models
@@ -146,13 +148,42 @@ def _covering_entries(model: str, object_id: str) -> list[int]:
             wanted.append((history.model._meta.label_lower, hids))
     found = []
     for row_model, ids in wanted:
-        candidates = AuditEntry.objects.filter(
-            row_model=row_model, row_first__lte=max(ids), row_last__gte=min(ids)
-        ).values_list("id", "row_ids")[:200]
-        for entry_id, ranges in candidates:
+        for entry_id, ranges in _spanning(row_model, sorted(ids)):
             if any(first <= i <= last for first, last in ranges for i in ids):
                 found.append(entry_id)
     return found
+
+
+def _spanning(row_model: str, ids: list[int]) -> list[tuple[int, list]]:
+    """(id, row_ids) of the entries of ``row_model`` whose first-to-last span
+    holds one of ``ids`` (at most 200 per id; ids within a span may be gaps).
+
+    PostgreSQL: one probe of the ``audit_row_span`` GiST index per id.
+    Elsewhere the (row_model, row_last) index narrows the candidates.
+    """
+    if connection.vendor == "postgresql":
+        table = connection.ops.quote_name(AuditEntry._meta.db_table)
+        # The table name is the model's own.
+        sql = (
+            "SELECT e.id, e.row_ids FROM unnest(%s::bigint[]) AS wanted(id) "  # noqa: S608
+            f"CROSS JOIN LATERAL (SELECT id, row_ids FROM {table} "
+            "WHERE row_first IS NOT NULL AND row_model = %s "
+            "AND int8range(row_first, row_last, '[]') @> wanted.id LIMIT 200) AS e"
+        )
+        with connection.cursor() as cursor:
+            cursor.execute(sql, [ids, row_model])
+            spans = {
+                pk: json.loads(ranges) if isinstance(ranges, str) else ranges
+                for pk, ranges in cursor.fetchall()
+            }
+            return list(spans.items())
+    return list(
+        AuditEntry.objects.filter(
+            row_model=row_model, row_first__lte=max(ids), row_last__gte=min(ids)
+        )
+        .order_by()
+        .values_list("id", "row_ids")[:200]
+    )
 
 
 def _record_q(model: str, object_id: str) -> Q:

@@ -87,6 +87,7 @@ class ItemChecker:
         self.latest = timezone.now() + FUTURE_TOLERANCE
         self.country_codes = frozenset(countries.countries)
         self.emails: dict[str, bool] = {}
+        self.places: dict[str, int] = {}  # minor units of the currencies seen
 
     def run(self) -> CheckedItems:
         by_id, by_mid = self._merchants()
@@ -145,8 +146,9 @@ class ItemChecker:
         def bad(name: str, message: str) -> None:
             self.errors.append(ItemError(index, name, message))
 
-        for name in item.keys() - _ALLOWED:
-            bad(str(name), _("Unknown field."))
+        if not _ALLOWED.issuperset(item):
+            for name in item.keys() - _ALLOWED:
+                bad(str(name), _("Unknown field."))
 
         external_id = _text(item, "external_id", 100, bad, required=True)
         merchant_id = self._merchant(item, bad, by_id, by_mid)
@@ -163,10 +165,12 @@ class ItemChecker:
             bad("currency", _("Use an ISO 4217 currency code (e.g. HKD)."))
         else:
             currency = currency.strip().upper()
-            try:
-                places = money.minor_units(currency)
-            except ValidationError as exc:
-                bad("currency", exc.messages[0])
+            places = self.places.get(currency)
+            if places is None:
+                try:
+                    places = self.places[currency] = money.minor_units(currency)
+                except ValidationError as exc:
+                    bad("currency", exc.messages[0])
 
         known = currency if places is not None else None
         amount = _amount(item, "amount", known, places or 0, bad, True)
@@ -308,7 +312,7 @@ def _text(item: dict, name: str, limit: int, bad, *, required: bool = False) -> 
     if len(value) > limit:
         bad(name, _("At most %(n)d characters.") % {"n": limit})
         return ""
-    if _CONTROL.search(value):
+    if not value.isprintable() and _CONTROL.search(value):
         bad(name, _("Control characters (tabs, line breaks…) are not allowed."))
         return ""
     return value

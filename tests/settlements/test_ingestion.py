@@ -187,6 +187,18 @@ def test_each_rule_refuses_the_item_naming_its_field(
     assert not Transaction.objects.exists()
 
 
+def test_text_that_is_not_ascii_but_has_no_control_character_is_stored(finance1, source, merchant):
+    # A no-break space and a line separator are not "printable" to Python,
+    # but neither is a control character.
+    item = _item(merchant, external_id="tx_nbsp", customer_ref="客戶\u00a0A\u2028B")
+    report = _ingest(finance1, source, [item, _item(merchant, external_id="tx_del\x7f")])
+    assert (report.created, [(e.index, e.field) for e in report.errors]) == (
+        1,
+        [(1, "external_id")],
+    )
+    assert Transaction.objects.get().customer_ref == "客戶\u00a0A\u2028B"
+
+
 def test_a_merchant_id_and_a_mid_of_different_merchants_are_refused(finance1, source, merchant):
     other = merchant_services.merchant_activate(
         merchant=MerchantFactory(status=Merchant.Status.ONBOARDING), actor=finance1, reason="t"

@@ -8,7 +8,7 @@ import pytest
 from django.db import connection
 from django.test.utils import CaptureQueriesContext
 
-from core import audit, trail, trailcheck
+from core import audit, selectors, trail, trailcheck
 from core.models import AuditEntry
 from core.services import system_user
 from merchants import services as merchant_services
@@ -118,3 +118,32 @@ def test_items_already_in_the_ledger_make_no_new_entries(merchant, finance1):
     report = ingestion.transactions_ingest(actor=finance1, source=source, items=items)
     assert report.already_present == 3
     assert AuditEntry.objects.count() == before
+
+
+def test_a_transactions_record_history_finds_the_batch_entry_that_proves_it(
+    merchant, finance1, compliance1
+):
+    source = TransactionSourceFactory(code="span-pay")
+    first = ingestion.transactions_ingest(
+        actor=finance1, source=source, items=[TransactionItemFactory(merchant=merchant.pk)]
+    )
+    second = ingestion.transactions_ingest(
+        actor=finance1,
+        source=source,
+        items=[TransactionItemFactory(merchant=merchant.pk) for _ in range(5)],
+    )
+    entries = list(batch_entries(reason__startswith="ingest span-pay"))
+    assert len(entries) == 2
+
+    def history_of(pk: int) -> list[int]:
+        return list(
+            selectors.audit_record_history(
+                user=compliance1, model="settlements.Transaction", object_id=str(pk)
+            ).values_list("id", flat=True)
+        )
+
+    assert history_of(first.created_ids[0]) == [entries[0].pk]
+    for pk in (second.created_ids[0], second.created_ids[2], second.created_ids[-1]):
+        assert history_of(pk) == [entries[1].pk]
+    assert history_of(max(second.created_ids) + 1) == []
+    assert history_of(0) == []
