@@ -641,9 +641,10 @@ def main() -> None:
                 "((model = %s AND object_id = %s) OR {covering})",
                 ["settlements.transaction", str(row)],
                 (
-                    "SELECT id, row_ids FROM core_auditentry WHERE row_model = %s "
-                    "AND row_first <= %s AND row_last >= %s LIMIT 200",
-                    ["settlements.transaction", row, row],
+                    "SELECT id, row_ids FROM core_auditentry WHERE row_first IS NOT NULL "
+                    "AND row_model = %s AND int8range(row_first, row_last, '[]') @> %s::bigint "
+                    "LIMIT 200",
+                    ["settlements.transaction", row],
                     row,
                 ),
             )

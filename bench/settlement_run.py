@@ -412,7 +412,7 @@ def main() -> None:
     parser.add_argument(
         "--no-recalculate",
         action="store_true",
-        help="skip the recalculation of each run (it clears the first results row by row)",
+        help="skip the recalculation of each run (it clears the first results in bulk first)",
     )
     parser.add_argument(
         "--detail", type=int, default=8, help="how many of the most repeated statements to show"

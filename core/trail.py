@@ -750,6 +750,61 @@ def bulk_create_with_history(objs: list, model, *, batch_size: int, actor, reaso
     return stored
 
 
+def bulk_delete_with_history(queryset, *, actor, reason: str, batch_size: int = 1000) -> int:
+    """Delete the rows of ``queryset`` with one "deleted" history row each and
+    one audit entry per batch proving those history rows; returns how many.
+
+    A queryset's own ``delete()`` sends signals for every row, and with them
+    a history row, an audit entry and their queries one by one. Here each
+    batch is one history insert, one entry and one DELETE. Only the rows
+    themselves go: a row another table still references makes the database
+    refuse the delete (the foreign keys are checked at commit), as PROTECT
+    would.
+    """
+    model = queryset.model
+    history = model.history.model
+    names = [f.attname for f in history.tracked_fields]
+    origin = audit.current().origin[:255]
+    now = timezone.now()
+    deleted = 0
+    with transaction.atomic():
+        objs = list(queryset.order_by("pk"))
+        entries = []
+        for start in range(0, len(objs), batch_size):
+            chunk = objs[start : start + batch_size]
+            rows = history.objects.bulk_create(
+                [
+                    history(
+                        history_date=now,
+                        history_user=actor,
+                        history_change_reason=reason,
+                        history_type="-",
+                        history_origin=origin,
+                        **{name: getattr(obj, name) for name in names},
+                    )
+                    for obj in chunk
+                ],
+                batch_size=batch_size,
+            )
+            entries.append(
+                rows_entry(
+                    objs=rows,
+                    model=model,
+                    action=Action.DELETE,
+                    label=f"{len(rows)} {model._meta.verbose_name_plural}",
+                    actor=actor,
+                    reason=reason,
+                    when=now,
+                )
+            )
+            # Django's own delete without its per-row collector and signals.
+            deleted += model._base_manager.filter(pk__in=[o.pk for o in chunk])._raw_delete(
+                queryset.db
+            )
+        append_many(entries)
+    return deleted
+
+
 # ---------------------------------------------------------------------------
 # Sealing
 # ---------------------------------------------------------------------------

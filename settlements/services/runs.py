@@ -341,10 +341,15 @@ def _fail(*, run_id: int, actor: User, message: str) -> SettlementRun:
     return run
 
 
-def _clear_results(run: SettlementRun) -> None:
-    StatementLine.objects.filter(statement__run=run).delete()
-    MerchantBasis.objects.filter(run=run).delete()
-    Statement.objects.filter(run=run).delete()
+def _clear_results(run: SettlementRun, actor: User) -> None:
+    """A recalculation's first step: the earlier results go, in bulk, each
+    row with its "deleted" history row under one entry per batch."""
+    for rows in (
+        StatementLine.objects.filter(statement__run=run),
+        MerchantBasis.objects.filter(run=run),
+        Statement.objects.filter(run=run),
+    ):
+        trail.bulk_delete_with_history(rows, actor=actor, reason="recalculated")
 
 
 @transaction.atomic
@@ -354,8 +359,7 @@ def _write(
     run = lock_run(run_id)
     if run.status != Status.CALCULATING:
         return run
-    with audit.as_actor(actor, reason="calculated"):
-        _clear_results(run)
+    _clear_results(run, actor)
     carry = _previous_carry(run)
     adjustments = _adjustment_totals(run)
     by_partner = result.lines_by_partner()

@@ -486,3 +486,50 @@ def test_calculated_statements_and_lines_are_on_the_audit_trail(
     )
     trail.seal()
     assert trailcheck.verify().intact
+
+
+def _recalculate(actor, run, capture) -> int:
+    """Queries of a recalculation of ``run``."""
+    from django.db import connection
+    from django.test.utils import CaptureQueriesContext
+
+    with CaptureQueriesContext(connection) as queries, capture(execute=True):
+        runs.settlement_run_calculate(actor=actor, run=run)
+    run.refresh_from_db()
+    assert run.status == Status.CALCULATED, run.calculation_error
+    return len(queries)
+
+
+def test_recalculation_replaces_the_results_in_bulk_with_their_history(
+    finance1, django_capture_on_commit_callbacks
+):
+    from datetime import datetime
+
+    from core import trailcheck
+    from core.models import AuditEntry
+    from tests.factories.settlements import TransactionFactory
+    from tests.settlements.runs_setup import HK, _merchant
+
+    world, run = calculated_run(finance1, django_capture_on_commit_callbacks)
+    few = _recalculate(finance1, run, django_capture_on_commit_callbacks)
+    old_lines = list(StatementLine.objects.filter(statement__run=run).values_list("pk", flat=True))
+    # ten more merchants, each a line on both statements
+    for _ in range(10):
+        TransactionFactory(
+            merchant=_merchant(world.sub), occurred_at=datetime(2026, 10, 20, tzinfo=HK)
+        )
+    _recalculate(finance1, run, django_capture_on_commit_callbacks)
+    assert StatementLine.objects.filter(statement__run=run).count() == 2 * 10 + len(old_lines)
+    many = _recalculate(finance1, run, django_capture_on_commit_callbacks)
+    # the same queries for 3 lines as for 23: nothing per deleted or new row
+    assert many == few
+    # each replaced line has its "deleted" history row, by the actor, on one entry
+    history = StatementLine.history.filter(id__in=old_lines, history_type="-")
+    assert history.count() == len(old_lines)
+    assert {h.history_user_id for h in history} == {finance1.pk}
+    deletions = AuditEntry.objects.filter(
+        action="delete", model="settlements.statementline", row_model__endswith="statementline"
+    )
+    assert deletions.count() == 3  # one batch per recalculation
+    assert all(e.actor_id == finance1.pk and e.reason == "recalculated" for e in deletions)
+    assert trailcheck.verify(records=True).problems == []
