@@ -47,7 +47,6 @@ many rows it read and threw away to find the page).
 import argparse
 import atexit
 import datetime as dt
-import hashlib
 import json
 import math
 import os
@@ -55,7 +54,6 @@ import platform
 import random
 import shutil
 import statistics
-import subprocess
 import sys
 import tempfile
 import time
@@ -70,6 +68,8 @@ if "AUDIT_CHECKPOINT_DIR" not in os.environ:
     atexit.register(shutil.rmtree, os.environ["AUDIT_CHECKPOINT_DIR"], ignore_errors=True)
 
 import django
+
+from bench.common import code_since, code_state
 
 django.setup()
 
@@ -496,32 +496,6 @@ def _pct(samples: list[float], pct: float) -> float:
     return ordered[max(0, math.ceil(pct / 100 * len(ordered)) - 1)]
 
 
-def _code_state() -> str:
-    """The commit, and a digest of the uncommitted production code (bench/ and tests/ aside)
-    the figures were measured on: other work may change it between runs."""
-
-    def git(*args: str) -> str:
-        return subprocess.run(  # noqa: S603
-            ["git", *args],  # noqa: S607 (a fixed command)
-            capture_output=True,
-            text=True,
-            check=False,
-            cwd=Path(__file__).resolve().parent.parent,
-        ).stdout
-
-    sha = git("rev-parse", "--short", "HEAD").strip()
-    digest = hashlib.sha256(git("diff", "HEAD", "--", ".", ":!bench", ":!tests").encode())
-    untracked = git(
-        "ls-files", "--others", "--exclude-standard", "--", ".", ":!bench", ":!tests"
-    ).split()
-    for name in sorted(untracked):
-        digest.update(name.encode() + b"\0")
-        digest.update((Path(__file__).resolve().parent.parent / name).read_bytes())
-    if digest.hexdigest() == hashlib.sha256(b"").hexdigest():
-        return f"git {sha}"
-    return f"git {sha} + uncommitted changes {digest.hexdigest()[:10]}"
-
-
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--entries", type=int, default=1_000_000)
@@ -537,7 +511,7 @@ def main() -> None:
         "--verify", action="store_true", help="check the chain with core.trailcheck.verify()"
     )
     args = parser.parse_args()
-    code_at_start = _code_state()
+    code_at_start = code_state()
     name = settings.DATABASES["default"]["NAME"]
     if connection.vendor != "postgresql":
         sys.exit(
@@ -728,9 +702,7 @@ def main() -> None:
         results.append((label, len(page.entries), selector_ms, floor_ms, plan))
         print(f"  {label}: {statistics.median(selector_ms):.1f} ms")
 
-    code = _code_state()
-    if code != code_at_start:
-        code = f"{code_at_start}, CHANGED during the run to {code}"
+    code = code_since(code_at_start)
     version = _scalar("SELECT version()").split(",")[0]
     print(f"database: {version}, {name}; {code}; {os.cpu_count()} CPUs; "
           f"Python {platform.python_version()}")  # fmt: skip

@@ -39,14 +39,12 @@ temporary directory, not the project's.
 
 import argparse
 import atexit
-import hashlib
 import json
 import multiprocessing
 import os
 import platform
 import random
 import shutil
-import subprocess
 import sys
 import tempfile
 import time
@@ -63,6 +61,8 @@ if "AUDIT_CHECKPOINT_DIR" not in os.environ:
     atexit.register(shutil.rmtree, os.environ["AUDIT_CHECKPOINT_DIR"], ignore_errors=True)
 
 import django
+
+from bench.common import code_since, code_state
 
 django.setup()
 
@@ -370,32 +370,6 @@ def _ingest_in_parallel(args, batches, merchants, source, system, now) -> tuple[
     return sum(o[0] for o in outcomes), wall, sum(o[3] for o in outcomes)
 
 
-def _code_state() -> str:
-    """The commit, and a digest of the uncommitted production code (bench/ and tests/ aside)
-    the figures were measured on: other work may change it between runs."""
-
-    def git(*args: str) -> str:
-        return subprocess.run(  # noqa: S603
-            ["git", *args],  # noqa: S607 (a fixed command)
-            capture_output=True,
-            text=True,
-            check=False,
-            cwd=Path(__file__).resolve().parent.parent,
-        ).stdout
-
-    sha = git("rev-parse", "--short", "HEAD").strip()
-    digest = hashlib.sha256(git("diff", "HEAD", "--", ".", ":!bench", ":!tests").encode())
-    untracked = git(
-        "ls-files", "--others", "--exclude-standard", "--", ".", ":!bench", ":!tests"
-    ).split()
-    for name in sorted(untracked):
-        digest.update(name.encode() + b"\0")
-        digest.update((Path(__file__).resolve().parent.parent / name).read_bytes())
-    if digest.hexdigest() == hashlib.sha256(b"").hexdigest():
-        return f"git {sha}"
-    return f"git {sha} + uncommitted changes {digest.hexdigest()[:10]}"
-
-
 def main() -> None:
     parser = argparse.ArgumentParser()
     parser.add_argument("--rows", type=int, default=1_000_000)
@@ -414,7 +388,7 @@ def main() -> None:
         "row is on one (core.records' ledger checks)",
     )
     args = parser.parse_args()
-    code_at_start = _code_state()
+    code_at_start = code_state()
     name = settings.DATABASES["default"]["NAME"]
     if connection.vendor != "postgresql" or "bench" not in str(name):
         sys.exit("Refusing to run: DATABASE_URL must name a throwaway PostgreSQL database "
@@ -529,12 +503,10 @@ def main() -> None:
         pg_version = cursor.fetchone()[0].split(",")[0]
         cursor.execute(f"DROP TABLE {tables}")
 
-    code = _code_state()
+    code = code_since(code_at_start)
     service_rate = rows / ingest_s
     bare_rate = bare_rows / bare_s
     same_rate = same_rows / same_s
-    if code != code_at_start:
-        code = f"{code_at_start}, CHANGED during the run to {code}"
     print(f"database: {pg_version}, {name}; {code}; "
           f"{os.cpu_count()} CPUs; Python {platform.python_version()}")  # fmt: skip
     print(

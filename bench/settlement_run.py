@@ -30,11 +30,9 @@ sizes the run tables are emptied with TRUNCATE (bench database, superuser).
 
 import argparse
 import collections
-import hashlib
 import os
 import random
 import re
-import subprocess
 import sys
 import time
 from datetime import date, datetime, timedelta
@@ -46,6 +44,8 @@ sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 os.environ.setdefault("DJANGO_SETTINGS_MODULE", "config.settings")
 
 import django
+
+from bench.common import code_since, code_state
 
 django.setup()
 
@@ -373,32 +373,6 @@ def _size(
     }
 
 
-def _code_state() -> str:
-    """The commit, and a digest of the uncommitted production code (bench/ and tests/ aside)
-    the figures were measured on: other work may change it between runs."""
-
-    def git(*args: str) -> str:
-        return subprocess.run(  # noqa: S603
-            ["git", *args],  # noqa: S607 (a fixed command)
-            capture_output=True,
-            text=True,
-            check=False,
-            cwd=Path(__file__).resolve().parent.parent,
-        ).stdout
-
-    sha = git("rev-parse", "--short", "HEAD").strip()
-    digest = hashlib.sha256(git("diff", "HEAD", "--", ".", ":!bench", ":!tests").encode())
-    untracked = git(
-        "ls-files", "--others", "--exclude-standard", "--", ".", ":!bench", ":!tests"
-    ).split()
-    for name in sorted(untracked):
-        digest.update(name.encode() + b"\0")
-        digest.update((Path(__file__).resolve().parent.parent / name).read_bytes())
-    if digest.hexdigest() == hashlib.sha256(b"").hexdigest():
-        return f"git {sha}"
-    return f"git {sha} + uncommitted changes {digest.hexdigest()[:10]}"
-
-
 def main() -> None:
     parser = argparse.ArgumentParser()
     parser.add_argument(
@@ -418,7 +392,7 @@ def main() -> None:
         "--detail", type=int, default=8, help="how many of the most repeated statements to show"
     )
     args = parser.parse_args()
-    code_at_start = _code_state()
+    code_at_start = code_state()
     name = settings.DATABASES["default"]["NAME"]
     if "bench" not in str(name) or connection.vendor != "postgresql":
         sys.exit(
@@ -455,9 +429,9 @@ def main() -> None:
             f"{r['run_s'] / r['floor_s']:>8.1f}x {r['queries']:>7} {r['again_s']:>8.2f} "
             f"{r['again_queries']:>14}"
         )
-    code = _code_state()
+    code = code_since(code_at_start)
     if code != code_at_start:
-        print(f"production code CHANGED during the run: now {code}")
+        print(f"production code: {code}")
     load = os.getloadavg()
     print(f"load average at the end (1/5/15 min): {load[0]:.2f}/{load[1]:.2f}/{load[2]:.2f}")
     counts = {r["queries"] for r in results}

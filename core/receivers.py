@@ -1,4 +1,5 @@
 from django.contrib.auth.signals import user_logged_out
+from django.db.models.signals import post_migrate
 from simple_history.signals import post_create_historical_record, pre_create_historical_record
 
 from core import audit
@@ -14,7 +15,24 @@ def _record_sign_out(sender, request, user, **kwargs) -> None:
         )
 
 
+def _record_role_grants(sender, using, **kwargs) -> None:
+    # post_migrate reaches every app after the whole migration; once is enough,
+    # and only when the trail's tables are there (not after migrating back).
+    from django.db import connections
+
+    from core.models import AuditEntry
+
+    if sender.label != "core" or AuditEntry._meta.db_table not in (
+        connections[using].introspection.table_names()
+    ):
+        return
+    from core.services import role_grants_record
+
+    role_grants_record()
+
+
 def connect() -> None:
+    post_migrate.connect(_record_role_grants, dispatch_uid="core.role_grants")
     user_logged_out.connect(_record_sign_out, dispatch_uid="core.sign_out")
     pre_create_historical_record.connect(audit.set_history_origin, dispatch_uid="core.origin")
     from core import trail

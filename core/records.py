@@ -44,6 +44,13 @@ RECORDS: dict[str, tuple[list[str] | None, Q | None]] = {
     "core.user": (["username", "is_superuser", "is_staff", "is_active"], None),
     "core.authevent": (None, None),
 }
+# Many-to-many grants compared with the snapshot on the owner's latest
+# history row: (model label, field).
+M2M_RECORDS = [
+    ("core.user", "groups"),
+    ("core.user", "user_permissions"),
+    ("auth.group", "permissions"),
+]
 # Written outside history on purpose (progress of a running calculation).
 _UNTRACKED = {"updated_at", "progress", "progress_note"}
 
@@ -53,6 +60,8 @@ def check(result) -> None:
     _check_ledger(result)
     for label, (fields, only) in RECORDS.items():
         _check_current(result, apps.get_model(label), fields, only, proven)
+    for label, name in M2M_RECORDS:
+        _check_m2m(result, apps.get_model(label), name)
 
 
 # ---------------------------------------------------------------------------
@@ -231,4 +240,54 @@ def _check_current(result, model, fields, only, proven) -> None:
             result.fail(
                 f"{len(gone)} {label} rows deleted in the database without a record: "
                 + ", ".join(f"#{k}" for k in sorted(gone)[:10])
+            )
+
+
+def _check_m2m(result, model, name: str) -> None:
+    """A grant through a many-to-many field (a user's groups, a group's
+    permissions) equals the snapshot simple-history took on the owner's latest
+    history row: a membership inserted or deleted in the database shows."""
+    field = model._meta.get_field(name)
+    through = field.remote_field.through
+    owner_column = field.m2m_field_name() + "_id"
+    target_column = field.m2m_reverse_field_name() + "_id"
+    current: dict[int, set[int]] = defaultdict(set)
+    for owner, target in through.objects.values_list(owner_column, target_column).iterator(CHUNK):
+        current[owner].add(target)
+    history = model.history.model
+    pk_name = model._meta.pk.attname
+    latest: dict[int, tuple[int, str]] = {}
+    rows = history.objects.order_by(pk_name, "history_date", "history_id").values_list(
+        pk_name, "history_id", "history_type"
+    )
+    for owner, history_id, kind in rows.iterator(CHUNK):
+        latest[owner] = (history_id, kind)
+    snapshot_model = history._meta.get_field(
+        f"historical{model._meta.model_name}_{name}"
+    ).related_model
+    recorded: dict[int, set[int]] = defaultdict(set)
+    wanted = [history_id for history_id, kind in latest.values() if kind != "-"]
+    for start in range(0, len(wanted), CHUNK):
+        for history_id, target in snapshot_model.objects.filter(
+            history_id__in=wanted[start : start + CHUNK]
+        ).values_list("history_id", target_column):
+            recorded[history_id].add(target)
+    label = model._meta.label_lower
+    for owner in sorted(set(current) | set(latest)):
+        history_id, kind = latest.get(owner, (None, "-"))
+        now = current.get(owner, set())
+        then = set() if history_id is None or kind == "-" else recorded[history_id]
+        if now != then:
+            added, removed = sorted(now - then), sorted(then - now)
+            result.fail(
+                f"{label} #{owner} {name} changed in the database: "
+                + "; ".join(
+                    part
+                    for part in (
+                        f"#{', #'.join(map(str, added))} added" if added else "",
+                        f"#{', #'.join(map(str, removed))} removed" if removed else "",
+                    )
+                    if part
+                )
+                + f" (not on its history #{history_id})"
             )

@@ -234,6 +234,31 @@ def system_user() -> User:
     return user
 
 
+def role_grants_record(*, reason: str = "role grants as installed by migrations") -> int:
+    """Give every group whose permissions differ from its latest history row
+    (or that has none) a new history row, with its audit entry, by the system
+    account; returns how many. Migrations grant each app's permissions to the
+    roles without history: run after every migrate, this puts those grants on
+    the trail like any other, and ``--records`` then compares the groups'
+    permissions with what the trail last recorded."""
+    from django.contrib.auth.models import Group
+
+    history = Group.history.model
+    snapshots = history._meta.get_field("historicalgroup_permissions").related_model
+    changed = 0
+    with audit.acting_as(system_user(), origin="command migrate", reason=reason):
+        for group in Group.objects.prefetch_related("permissions"):
+            latest = history.objects.filter(id=group.pk).order_by("-history_date", "-history_id")
+            latest = latest.values_list("history_id", flat=True).first()
+            recorded = set(
+                snapshots.objects.filter(history_id=latest).values_list("permission_id", flat=True)
+            )
+            if latest is None or recorded != {p.pk for p in group.permissions.all()}:
+                group.save()
+                changed += 1
+    return changed
+
+
 # ---------------------------------------------------------------------------
 # Audit trail upkeep
 # ---------------------------------------------------------------------------

@@ -6,7 +6,7 @@ import pytest
 from django.core.management import call_command
 from django.urls import reverse
 
-from core import trailcheck
+from core import audit, trailcheck
 from merchants import services as merchant_services
 from merchants.models import Merchant
 from settlements.models import Transaction
@@ -113,3 +113,69 @@ def test_the_record_page_of_a_transaction_shows_its_batch_entry(web, compliance1
     [entry] = response.context["page"].object_list
     assert entry.object_label == "5 transactions from acme-pay"
     assert entry.row_model == "settlements.transaction"
+
+
+def test_a_group_membership_granted_in_the_database_is_named(ledger, sales1):
+    from django.contrib.auth.models import Group
+
+    finance = Group.objects.get(name="finance")
+    tamper(
+        "INSERT INTO core_user_groups (user_id, group_id) VALUES (%s, %s)", [sales1.pk, finance.pk]
+    )
+    problems = _records_problems()
+    assert any(
+        f"core.user #{sales1.pk} groups changed in the database: #{finance.pk} added" in p
+        for p in problems
+    ), problems
+
+
+def test_a_permission_taken_from_a_group_in_the_database_is_named(ledger):
+    from django.contrib.auth.models import Group
+
+    finance = Group.objects.get(name="finance")
+    through = Group.permissions.through
+    granted = through.objects.filter(group=finance).order_by("permission_id").first()
+    tamper("DELETE FROM auth_group_permissions WHERE id = %s", [granted.pk])
+    problems = _records_problems()
+    assert any(
+        f"auth.group #{finance.pk} permissions changed in the database: "
+        f"#{granted.permission_id} removed" in p
+        for p in problems
+    ), problems
+
+
+def test_groups_changed_through_the_application_verify_intact(ledger, sales1, admin1):
+    from django.contrib.auth.models import Group
+
+    with audit.acting_as(admin1, origin="test"):
+        sales1.groups.add(Group.objects.get(name="compliance"))
+        sales1.groups.remove(Group.objects.get(name="compliance"))
+        sales1.groups.add(Group.objects.get(name="risk"))
+    assert _records_problems() == []
+
+
+def test_a_grant_made_by_a_migration_is_put_on_the_trail_after_migrate(ledger):
+    """Migrations grant permissions without history (as ``core.roles`` does);
+    the post-migrate step records them, once, by the system account."""
+    from django.contrib.auth.models import Group, Permission
+
+    from core.models import AuditEntry
+    from core.services import role_grants_record, system_user
+
+    risk = Group.objects.get(name="risk")
+    permission = Permission.objects.exclude(group=risk).order_by("pk").first()
+    Group.permissions.through.objects.create(group=risk, permission=permission)  # no signal
+    assert any(f"auth.group #{risk.pk} permissions" in p for p in _records_problems())
+    since = AuditEntry.objects.order_by("-id").values_list("id", flat=True).first()
+    # when
+    assert role_grants_record() == 1
+    # then
+    entry = AuditEntry.objects.get(id__gt=since, model="auth.group")
+    assert (entry.object_id, entry.actor_id, entry.origin) == (
+        str(risk.pk),
+        system_user().pk,
+        "command migrate",
+    )
+    assert entry.reason == "role grants as installed by migrations"
+    assert _records_problems() == []
+    assert role_grants_record() == 0
