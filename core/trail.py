@@ -156,16 +156,20 @@ def _coder(field: models.Field):
 
         return decimal
     if isinstance(target, models.DateTimeField):
-        last: list = [None, ""]
+        # The last value and its code, as one tuple: read and replaced whole,
+        # so threads sharing the coder never pair a value with another's code.
+        last: list[tuple] = [(None, "")]
 
         def moment(value):
-            if value is last[0]:  # a batch's rows share their created_at
-                return last[1]
+            seen, code = last[0]
+            if value is seen:  # a batch's rows share their created_at
+                return code
             when = value if isinstance(value, dt.datetime) else target.to_python(value)
             if timezone.is_naive(when):
                 when = timezone.make_aware(when)
-            last[:] = [value, str((when - _EPOCH) // _MICROSECOND)]
-            return last[1]
+            code = str((when - _EPOCH) // _MICROSECOND)
+            last[0] = (value, code)
+            return code
 
         return moment
     if isinstance(target, models.DateField):
@@ -223,7 +227,7 @@ _DIGESTERS: dict[tuple, _Digester] = {}
 
 
 def _digester(fields: Sequence[models.Field]) -> _Digester:
-    key = tuple(f.model._meta.label_lower + "." + f.attname for f in fields)
+    key = tuple(fields)
     found = _DIGESTERS.get(key)
     if found is None:
         found = _DIGESTERS[key] = _Digester(fields)
