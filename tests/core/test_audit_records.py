@@ -179,3 +179,12 @@ def test_a_grant_made_by_a_migration_is_put_on_the_trail_after_migrate(ledger):
     assert entry.reason == "role grants as installed by migrations"
     assert _records_problems() == []
     assert role_grants_record() == 0
+
+
+def test_with_every_grant_recorded_the_post_migrate_step_writes_nothing(ledger):
+    from core.models import AuditEntry
+    from core.services import role_grants_record
+
+    entries = AuditEntry.objects.count()
+    assert role_grants_record() == 0
+    assert AuditEntry.objects.count() == entries
