@@ -86,30 +86,30 @@ DROP TRIGGER IF EXISTS settlements_transaction_refs ON settlements_transaction;
 DROP FUNCTION IF EXISTS settlements_transaction_refs();
 """
 
-SQLITE_CHECKS = [
-    """CREATE TRIGGER settlements_transaction_refs BEFORE INSERT ON settlements_transaction
-    WHEN NOT EXISTS (SELECT 1 FROM merchants_merchant WHERE id = NEW.merchant_id)
-      OR NOT EXISTS (SELECT 1 FROM settlements_transactionsource WHERE id = NEW.source_id)
-    BEGIN SELECT RAISE(ABORT, 'transaction names a merchant or source which does not exist');
-    END""",
-]
-SQLITE_REMOVE = ["DROP TRIGGER IF EXISTS settlements_transaction_refs"]
+SQLITE_CHECKS = """
+CREATE TRIGGER settlements_transaction_refs BEFORE INSERT ON settlements_transaction
+WHEN NOT EXISTS (SELECT 1 FROM merchants_merchant WHERE id = NEW.merchant_id)
+  OR NOT EXISTS (SELECT 1 FROM settlements_transactionsource WHERE id = NEW.source_id)
+BEGIN SELECT RAISE(ABORT, 'transaction names a merchant or source which does not exist');
+END
+"""
+SQLITE_REMOVE = "DROP TRIGGER IF EXISTS settlements_transaction_refs"
+
+
+def _run(schema_editor, *, postgresql: str, sqlite: str) -> None:
+    vendor = schema_editor.connection.vendor
+    if vendor == "postgresql":
+        schema_editor.execute(postgresql, params=None)
+    elif vendor == "sqlite":
+        schema_editor.execute(sqlite)
 
 
 def forwards(apps, schema_editor):
-    if schema_editor.connection.vendor == "postgresql":
-        schema_editor.execute(PG_CHECKS, params=None)
-    elif schema_editor.connection.vendor == "sqlite":
-        for statement in SQLITE_CHECKS:
-            schema_editor.execute(statement)
+    _run(schema_editor, postgresql=PG_CHECKS, sqlite=SQLITE_CHECKS)
 
 
 def backwards(apps, schema_editor):
-    if schema_editor.connection.vendor == "postgresql":
-        schema_editor.execute(PG_REMOVE, params=None)
-    elif schema_editor.connection.vendor == "sqlite":
-        for statement in SQLITE_REMOVE:
-            schema_editor.execute(statement)
+    _run(schema_editor, postgresql=PG_REMOVE, sqlite=SQLITE_REMOVE)
 
 
 class Migration(migrations.Migration):
