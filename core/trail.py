@@ -151,8 +151,9 @@ def _coder(field: models.Field):
         def decimal(value):
             if not isinstance(value, Decimal):
                 value = target.to_python(value)
-            # Rounded as PostgreSQL rounds a value with too many places.
-            return format(value.quantize(exponent, rounding=ROUND_HALF_UP), "f")
+            # Rounded as PostgreSQL rounds a value with too many places. With
+            # a negative exponent, str() writes plain digits, as format "f".
+            return str(value.quantize(exponent, ROUND_HALF_UP))
 
         return decimal
     if isinstance(target, models.DateTimeField):
@@ -192,15 +193,26 @@ def _integer(value) -> str:
 _is_none = functools.partial(operator.is_, None)
 
 
-def _column(name: str, code, values: Sequence[Any]) -> str:
+def _coded(code, values: Sequence[Any]) -> tuple[list[str], list[str]]:
+    """A column's values as digested and their lengths (``n`` for NULL)."""
     if any(map(_is_none, values)):  # not ``None in``: it compares every value
         coded = ["" if v is None else code(v) for v in values]
         lengths = ["n" if v is None else str(len(c)) for v, c in zip(values, coded, strict=True)]
     else:
         # Integers without a Python call per value.
         coded = list(map(str, map(int, values)) if code is _integer else map(code, values))
-        lengths = list(map(str, map(len, coded)))
-    return f"{name}\x00{','.join(lengths)}\x00{''.join(coded)}\x00"
+        lengths = list(map(_LENGTHS.__getitem__, map(len, coded)))
+    return coded, lengths
+
+
+class _Numbers(dict):
+    """Lengths as text, the usual ones made once."""
+
+    def __missing__(self, length: int) -> str:
+        return str(length)
+
+
+_LENGTHS = _Numbers((n, str(n)) for n in range(4096))
 
 
 class _Digester:
@@ -213,13 +225,55 @@ class _Digester:
         )
 
     def encode(self, rows: Sequence[Sequence[Any]]) -> bytes:
-        ordered = sorted(rows, key=lambda row: row[self.pk_at])
-        columns = list(zip(*ordered, strict=True)) or [()] * len(self.plan)
-        parts = ["record/3\n"]
-        for index, name, code in self.plan:
+        encoding = RowsEncoding(self)
+        encoding.add(sorted(rows, key=lambda row: row[self.pk_at]))
+        return encoding.finish()
+
+
+class RowsEncoding:
+    """A digest's encoding built from rows given a part at a time, each part
+    after the last in primary key order: ingestion encodes one part while
+    the database inserts the next. The same bytes as one ``encode``."""
+
+    def __init__(self, digester: _Digester) -> None:
+        self.digester = digester
+        self.coded: list[list[str]] = [[] for _ in digester.plan]
+        self.lengths: list[list[str]] = [[] for _ in digester.plan]
+        self.present = [False] * len(digester.plan)  # a non-NULL value seen
+        self.parts: list[Sequence[Sequence[Any]]] = []
+        self.ordered = True
+        self.last_pk: Any = None
+
+    def add(self, rows: Sequence[Sequence[Any]]) -> None:
+        """Rows in primary key order, after every row added before."""
+        if not rows:
+            return
+        pk_at = self.digester.pk_at
+        if self.last_pk is not None and rows[0][pk_at] <= self.last_pk:
+            self.ordered = False
+        self.last_pk = rows[-1][pk_at]
+        self.parts.append(rows)
+        if not self.ordered:
+            return  # finish() encodes them all at once, sorted
+        columns = list(zip(*rows, strict=True))
+        for at, (index, _name, code) in enumerate(self.digester.plan):
             values = columns[index]
-            if any(v is not None for v in values):
-                parts.append(_column(name, code, values))
+            coded, lengths = _coded(code, values)
+            self.coded[at] += coded
+            self.lengths[at] += lengths
+            if not self.present[at] and any(v is not None for v in values):
+                self.present[at] = True
+
+    def finish(self) -> bytes:
+        if not self.ordered:
+            rows = [row for part in self.parts for row in part]
+            return self.digester.encode(rows)
+        parts = ["record/3\n"]
+        for at, (_index, name, _code) in enumerate(self.digester.plan):
+            if self.present[at]:
+                parts.append(
+                    f"{name}\x00{','.join(self.lengths[at])}\x00{''.join(self.coded[at])}\x00"
+                )
         return "".join(parts).encode()
 
 
@@ -245,6 +299,18 @@ def values_digest(fields: Sequence[models.Field], rows: Sequence[Sequence], key_
     if not rows:
         return ""
     return auditkeys.mac("record", key_id, _digester(fields).encode(rows)) or ""
+
+
+def rows_encoding(fields: Sequence[models.Field]) -> RowsEncoding:
+    """An encoding to give rows a part at a time; see :func:`encoding_digest`."""
+    return RowsEncoding(_digester(fields))
+
+
+def encoding_digest(encoding: RowsEncoding, key_id: str) -> str:
+    """``values_digest`` of every row given to ``encoding``."""
+    if not encoding.parts:
+        return ""
+    return auditkeys.mac("record", key_id, encoding.finish()) or ""
 
 
 def objects_digest(objs: Sequence[models.Model], key_id: str) -> str:

@@ -3,16 +3,21 @@
 The API batch endpoint, the gateway webhook, the CSV import and commands all
 call ``transactions_ingest``, so one set of rules decides what the ledger
 accepts. Items are checked in plain Python (a serializer per item would cost
-more than the database work); the rows are then written with one
-``INSERT ... ON CONFLICT DO NOTHING``, without instantiating a model per
-row, and one audit entry per batch names the new rows with a keyed
-digest over their content (the ledger keeps no per-row history copy: see
-``Transaction``).
+more than the database work); the rows are written with
+``INSERT ... ON CONFLICT DO NOTHING``, a part of the batch per statement,
+without instantiating a model per row, and one audit entry per batch names
+the new rows with a keyed digest over their content (the ledger keeps no
+per-row history copy: see ``Transaction``). On PostgreSQL the parts go
+through psycopg's pipeline mode: the server inserts one part while Python
+checks the next and digests the one before, so the batch costs about the
+larger of the two instead of their sum.
 """
 
 from __future__ import annotations
 
+import functools
 from collections.abc import Iterable
+from contextlib import ExitStack
 from dataclasses import dataclass, field
 from datetime import datetime
 from typing import NamedTuple
@@ -47,6 +52,10 @@ class IngestReport:
 
 def transactions_check(*, source: TransactionSource, items: list) -> CheckedItems:
     """Apply every rule to ``items`` without writing; one query for the merchants."""
+    return _checker(source, items).run()
+
+
+def _checker(source: TransactionSource, items: list) -> ItemChecker:
     if not source.is_active:
         raise ValidationError({"source": _("This transaction source is not active.")})
     if not isinstance(items, list):
@@ -55,7 +64,7 @@ def transactions_check(*, source: TransactionSource, items: list) -> CheckedItem
         raise ValidationError(
             {"items": _("At most %(n)d transactions per batch.") % {"n": MAX_ITEMS}}
         )
-    return ItemChecker(source=source, items=items).run()
+    return ItemChecker(source=source, items=items)
 
 
 def transactions_present(*, source: TransactionSource, external_ids: Iterable[str]) -> set[str]:
@@ -82,39 +91,69 @@ def transactions_ingest(
     concurrent one, is counted as already present. After commit,
     ``transactions_ingested`` announces the newly created ids.
     """
-    checked = transactions_check(source=source, items=items)
-    report = IngestReport(rejected=checked.rejected, errors=checked.errors)
-    # Within a batch the first valid item with an external id wins; a repeat
-    # is the same event delivered twice.
-    unique: dict[str, tuple[int, tuple]] = {}
-    for index, row in checked.rows:
-        unique.setdefault(row[1], (index, row))
-    if not unique:
-        report.already_present = len(checked.rows)
-        return report
+    checker = _checker(source, items)
+    checker.known  # the merchants' query, before the transaction  # noqa: B018
     ctx = audit.current()
     now = timezone.now()
     reason = (ctx.reason or f"ingest {source.code}")[:300]
     # Sorted by external id, so two batches sharing items take the unique
     # index's locks in the same order and wait for each other instead of
-    # deadlocking.
-    ordered = [unique[key] for key in sorted(unique)]
+    # deadlocking. The key is the external id as checking cleans it.
+    order = sorted(range(len(items)), key=lambda index: _order_key(items[index]))
+    valid = 0
+    seen: set[str] = set()
+    encoding = trail.rows_encoding(_FIELDS)
     with transaction.atomic():
-        created = _store([row for _index, row in ordered], now)
-        if created:
-            trail.append_many([_batch_entry(source, ordered, created, now, actor, reason)])
-    index_of = {row[1]: index for index, row in ordered}
-    report.created_ids = [
-        pk for _key, pk in sorted(created.items(), key=lambda kv: index_of[kv[0]])
-    ]
+        with _Writer(now) as writer:
+            for start in range(0, len(order), _PART):
+                rows = []
+                for _index, row in checker.check(order[start : start + _PART]):
+                    valid += 1
+                    # Within a batch the first valid item with an external id
+                    # wins; a repeat is the same event delivered twice.
+                    if row[1] not in seen:
+                        seen.add(row[1])
+                        rows.append(row)
+                encoding.add(writer.send(rows))
+            encoding.add(writer.finish())
+        if writer.created:
+            entry = _batch_entry(source, writer.stored, encoding, now, actor, reason)
+            trail.append_many([entry])
+    errors = sorted(checker.errors, key=lambda e: e.index)
+    report = IngestReport(rejected=len({e.index for e in errors}), errors=errors)
+    created = writer.created
+    report.created_ids = [created[key] for key in sorted(created, key=_first_index(items))]
     report.created = len(report.created_ids)
-    report.already_present = len(checked.rows) - report.created
+    report.already_present = valid - report.created
     if report.created_ids:
         ids = list(report.created_ids)
         transaction.on_commit(
             lambda: signals.transactions_ingested.send(sender=Transaction, transaction_ids=ids)
         )
     return report
+
+
+# Items checked and sent to the database at a time: PostgreSQL inserts one
+# part while Python checks the next (see _Writer).
+_PART = 200
+
+
+def _order_key(item) -> str:
+    """An item's external id as ``_text`` cleans it; "" when it has none."""
+    value = item.get("external_id") if isinstance(item, dict) else None
+    if isinstance(value, str):
+        return value.strip()
+    if isinstance(value, int) and not isinstance(value, bool):
+        return str(value)
+    return ""
+
+
+def _first_index(items: list):
+    """Sort key putting external ids in the order of their first item."""
+    first: dict[str, int] = {}
+    for index in range(len(items) - 1, -1, -1):
+        first[_order_key(items[index])] = index
+    return first.__getitem__
 
 
 # ---------------------------------------------------------------------------
@@ -202,14 +241,9 @@ _FIELDS = [Transaction._meta.pk] + [
 assert {f.attname for f in _FIELDS} == {f.attname for f in trail.digest_fields(Transaction)}  # noqa: S101
 
 
-def _batch_entry(source, ordered, created: dict[str, int], now, actor, reason: str):
+def _batch_entry(source, rows: list[tuple], encoding, now, actor, reason: str):
     """The batch's one audit entry: its new rows by id, with their digest
     computed from the values just written (no query, no object per row)."""
-    rows = []
-    for _index, row in ordered:
-        pk = created.get(row[1])
-        if pk is not None:
-            rows.append((pk, *row, now, now))
     merchants = {row[3] for row in rows}
     entry = trail.new_entry(
         action=trail.Action.CREATE,
@@ -225,18 +259,89 @@ def _batch_entry(source, ordered, created: dict[str, int], now, actor, reason: s
         actor=actor,
         when=now,
     )
-    digest = trail.values_digest(_FIELDS, rows, auditkeys.current_id())
+    digest = trail.encoding_digest(encoding, auditkeys.current_id())
     return trail.prove_rows(entry, Transaction, [r[0] for r in rows], digest)
 
 
-def _store(rows: list[tuple], now: datetime) -> dict[str, int]:
-    """Insert the rows the ledger lacks; returns {external_id: new id}."""
-    if connection.vendor == "postgresql":
-        return _store_postgresql(rows, now)
-    return _insert_values(rows, now)
+class _Writer:
+    """Inserts a batch's rows a part at a time, skipping those the ledger holds.
+
+    ``send(rows)`` hands over a part and returns the previous part's stored
+    rows, ``finish()`` the last part's: each as ``(id, *row, now, now)`` in
+    id order, the values the digest covers. On PostgreSQL the parts go
+    through psycopg's pipeline mode, so the server inserts one part while
+    Python checks the next and digests the one before; elsewhere each part
+    is written when sent.
+    """
+
+    def __init__(self, now: datetime) -> None:
+        self.now = now
+        self.created: dict[str, int] = {}  # external_id: new id
+        self.stored: list[tuple] = []  # every stored row, in the order returned
+        self.pending: tuple[list[tuple], dict[str, int] | None] | None = None
+        self.cursor = None  # PostgreSQL: a server-side binding cursor in pipeline mode
+        self.stack = ExitStack()
+
+    def __enter__(self) -> _Writer:
+        return self
+
+    def __exit__(self, *exc) -> None:
+        with connection.wrap_database_errors:
+            self.stack.__exit__(*exc)
+
+    def send(self, rows: list[tuple]) -> list[tuple]:
+        done = self._collect()
+        if rows:
+            if connection.vendor == "postgresql":
+                self._send_postgresql(rows)
+                self.pending = (rows, None)
+            else:
+                self.pending = (rows, _insert_values(rows, self.now))
+        return done
+
+    def finish(self) -> list[tuple]:
+        return self._collect()
+
+    def _collect(self) -> list[tuple]:
+        if self.pending is None:
+            return []
+        rows, result = self.pending
+        self.pending = None
+        if result is None:
+            with connection.wrap_database_errors:
+                result = {external_id: pk for pk, external_id in self.cursor.fetchall()}
+        stored = sorted(
+            ((result[row[1]], *row, self.now, self.now) for row in rows if row[1] in result),
+            key=_first,
+        )
+        self.created.update(result)
+        self.stored += stored
+        return stored
+
+    def _send_postgresql(self, rows: list[tuple]) -> None:
+        with connection.wrap_database_errors:
+            if self.cursor is None:
+                import psycopg  # the PostgreSQL driver; not needed elsewhere
+
+                connection.ensure_connection()
+                raw = connection.connection
+                # Server-side binding: the packed columns travel as
+                # parameters, not quoted into the statement's text. Left
+                # after the pipeline, which ends by collecting every result.
+                self.cursor = self.stack.enter_context(psycopg.Cursor(raw))
+                self.stack.enter_context(raw.pipeline())
+            packed = []
+            for values in zip(*rows, strict=True):
+                packed += [_SEPARATOR.join(map(str, values)) + _SEPARATOR, _SEPARATOR, len(rows)]
+            self.cursor.execute(_insert_sql(), [self.now, self.now, *packed])
 
 
-def _store_postgresql(rows: list[tuple], now: datetime) -> dict[str, int]:
+def _first(row: tuple):
+    return row[0]
+
+
+@functools.cache
+def _insert_sql() -> str:
     quote = connection.ops.quote_name
 
     def db_type(column: str) -> str:
@@ -250,18 +355,12 @@ def _store_postgresql(rows: list[tuple], now: datetime) -> dict[str, int]:
     # separator and the slice keep a lone empty value from becoming no value.
     arrays = ", ".join(f"((string_to_array(%s, %s))[1:%s])::{db_type(c)}[]" for c in _COLUMNS[:-2])
     stamp = f"%s::{db_type('created_at')}"
-    sql = (
+    return (
         f"INSERT INTO {quote(Transaction._meta.db_table)} "  # noqa: S608
         f"({', '.join(quote(c) for c in _COLUMNS)}) "
         f"SELECT u.*, {stamp}, {stamp} FROM unnest({arrays}) AS u "
         f"{_ON_CONFLICT} RETURNING id, external_id"
     )
-    packed = []
-    for values in zip(*rows, strict=True):
-        packed += [_SEPARATOR.join(map(str, values)) + _SEPARATOR, _SEPARATOR, len(rows)]
-    with connection.cursor() as cursor:
-        cursor.execute(sql, [now, now, *packed])
-        return {external_id: pk for pk, external_id in cursor.fetchall()}
 
 
 _ON_CONFLICT = "ON CONFLICT (source_id, external_id) DO NOTHING"

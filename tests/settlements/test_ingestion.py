@@ -8,16 +8,19 @@ from decimal import Decimal
 import pytest
 from django.core.exceptions import ValidationError
 from django.core.management import call_command
-from django.db import connection
+from django.core.validators import validate_email
+from django.db import IntegrityError, connection
 from django.test.utils import CaptureQueriesContext
 from django.utils import timezone
+from hypothesis import HealthCheck, given, settings
+from hypothesis import strategies as st
 
 from core import audit, trail
 from merchants import services as merchant_services
 from merchants.models import Merchant
 from settlements import signals
 from settlements.models import Transaction
-from settlements.services import ingestion
+from settlements.services import ingestion, ledger_rules
 from tests.factories.merchants import MerchantFactory
 from tests.factories.settlements import (
     TransactionFactory,
@@ -518,3 +521,112 @@ def test_text_is_stored_exactly_whatever_punctuation_it_holds(finance1, source, 
     # the entry's digest, taken from the values sent, matches the stored text
     entry = batch_entries().get()
     assert entry.row_digest == stored_digest(entry)
+
+
+def test_a_batch_written_in_parts_keeps_the_order_of_its_items_and_their_errors(
+    finance1, source, merchant
+):
+    # given: more items than one part, external ids in no order, repeats and
+    # refusals spread over the parts, one item already in the ledger
+    per_part = ingestion._PART
+    count = 2 * per_part + 50
+    names = [f"ord-{(n * 7919) % count:05d}" for n in range(count)]
+    items = [_item(merchant, external_id=name, amount=f"{n}.10") for n, name in enumerate(names)]
+    items[3]["amount"] = "1.001"  # refused
+    items[count - 1]["kind"] = "bogus"  # refused
+    items.append(_item(merchant, external_id=names[0], amount="5.00"))  # a repeat, last in order
+    items.append(_item(merchant, external_id=f" {names[per_part + 1]} "))  # a repeat, padded
+    TransactionFactory(source=source, merchant=merchant, external_id=names[10])
+    # when
+    report = _ingest(finance1, source, items)
+    # then: the errors in item order, the new ids in the order of their items
+    assert [(e.index, e.field) for e in report.errors] == [(3, "amount"), (count - 1, "kind")]
+    assert (report.created, report.already_present, report.rejected) == (count - 3, 3, 2)
+    stored = dict(
+        Transaction.objects.filter(pk__in=report.created_ids).values_list("pk", "external_id")
+    )
+    expected = [name for n, name in enumerate(names) if n not in (3, 10, count - 1)]
+    assert [stored[pk] for pk in report.created_ids] == expected
+    # the first item of an external id wins
+    assert Transaction.objects.get(external_id=names[0]).amount == Decimal("0.10")
+    # one entry proving exactly the new rows, as stored
+    entry = batch_entries(reason="ingest acme-pay").get()
+    assert proven_ids(entry) == sorted(report.created_ids)
+    assert entry.row_digest == stored_digest(entry)
+
+
+def test_a_failure_while_the_parts_are_written_leaves_nothing_and_the_connection_usable(
+    finance1, source, merchant, monkeypatch
+):
+    # given: the second part's check fails after the first part was sent
+    items = [_item(merchant) for _ in range(ingestion._PART + 10)]
+    real = ingestion.ItemChecker.check
+    calls = []
+
+    def failing(self, indexes):
+        calls.append(1)
+        if len(calls) == 2:
+            raise RuntimeError("checker broke")
+        return real(self, indexes)
+
+    monkeypatch.setattr(ingestion.ItemChecker, "check", failing)
+    # when
+    with pytest.raises(RuntimeError, match="checker broke"):
+        _ingest(finance1, source, items)
+    # then: nothing stored, no entry, and the next batch goes through
+    monkeypatch.setattr(ingestion.ItemChecker, "check", real)
+    assert not Transaction.objects.exists()
+    assert not batch_entries().exists()
+    assert _ingest(finance1, source, items).created == len(items)
+
+
+def test_a_merchant_gone_after_the_lookup_refuses_the_whole_batch_and_the_next_one_goes_through(
+    finance1, source, merchant, monkeypatch
+):
+    # given: a merchant deleted between the batch's lookup and its insert
+    # (as if: the lookup is made to find one that does not exist), named by
+    # an item of the second part only
+    gone = (Merchant.objects.order_by("-pk").values_list("pk", flat=True).first() or 0) + 1000
+    items = [_item(merchant) for _ in range(ingestion._PART + 10)]
+    items.append(TransactionItemFactory(merchant=gone, external_id="zzz-last-part"))
+    monkeypatch.setattr(
+        ingestion.ItemChecker, "known", property(lambda self: ({merchant.pk, gone}, {}))
+    )
+    # when: the database refuses the row (settlements/0007's reference check)
+    with pytest.raises(IntegrityError, match="does not exist"):
+        _ingest(finance1, source, items)
+    # then: nothing of the batch stored, and the connection serves the next
+    monkeypatch.undo()
+    assert not Transaction.objects.exists()
+    assert not batch_entries().exists()
+    assert _ingest(finance1, source, items[:-1]).created == len(items) - 1
+
+
+@settings(max_examples=300, suppress_health_check=[HealthCheck.too_slow])
+@given(st.from_regex(ledger_rules._PLAIN_EMAIL, fullmatch=True).filter(lambda s: len(s) <= 254))
+def test_every_address_the_quick_e_mail_check_accepts_is_one_django_accepts(address):
+    validate_email(address)  # raises for an address Django refuses
+
+
+@pytest.mark.parametrize(
+    ("address", "valid"),
+    [
+        ("o'brien+tag@example.com", True),
+        ("user@[192.0.2.1]", True),
+        ("payer@例子.广告", True),
+        ("payer@xn--fsqu00a.xn--4rr70v", True),
+        ("payer@example.com\u212a", True),  # a Kelvin sign: Unicode, as Django allows
+        ("用户@例子.广告", False),
+        ("payer@example", False),
+        ("pa..yer@example.com", False),
+        ("payer@-example.com", False),
+        ("payer@example.c", False),
+    ],
+)
+def test_addresses_that_are_not_plain_are_left_to_django(
+    finance1, source, merchant, address, valid
+):
+    assert not ledger_rules._PLAIN_EMAIL.fullmatch(address)
+    report = _ingest(finance1, source, [_item(merchant, payer_email=address)])
+    assert report.created == (1 if valid else 0)
+    assert [e.field for e in report.errors] == ([] if valid else ["payer_email"])
