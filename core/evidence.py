@@ -14,7 +14,6 @@ so an auditor can compare it with the one the company publishes.
 from __future__ import annotations
 
 import base64
-import csv
 import hashlib
 import json
 from collections.abc import Iterable, Iterator
@@ -28,7 +27,7 @@ from cryptography.hazmat.primitives.asymmetric.ed25519 import (
 from django.db.models import QuerySet
 from django.utils import timezone
 
-from core import auditkeys, checkpoints, trail
+from core import auditkeys, checkpoints, spreadsheet, trail
 from core.models import AuditEntry, AuditSeal
 
 FORMAT = "paycrm-audit-evidence/2"
@@ -64,49 +63,38 @@ def fingerprint(public: bytes | None = None) -> str:
 # ---------------------------------------------------------------------------
 
 
-class _Line:
-    def write(self, value: str) -> str:
-        return value
-
-
-def _cell(value) -> str:
-    text = "" if value is None else str(value)
-    # A spreadsheet would run a cell starting like a formula (CSV injection).
-    return "'" + text if text[:1] in ("=", "+", "-", "@", "\t", "\r") else text
-
-
 def csv_lines(entries: Iterable[AuditEntry]) -> Iterator[str]:
-    writer = csv.writer(_Line())
-    yield "\ufeff" + writer.writerow(CSV_HEADER)  # BOM: Excel opens it as UTF-8
-    for e in entries:
-        yield writer.writerow(
-            [
-                _cell(v)
-                for v in (
-                    e.pk,
-                    e.seq or "",
-                    trail.content(e)["created_at"],
-                    e.actor_label,
-                    e.actor_kind,
-                    e.origin,
-                    e.ip_address,
-                    e.user_agent,
-                    e.action,
-                    "yes" if e.success else "no",
-                    e.model,
-                    e.object_id,
-                    e.object_label,
-                    e.merchant_id,
-                    json.dumps(e.changes, ensure_ascii=False, sort_keys=True),
-                    e.reason,
-                    e.row_model,
-                    json.dumps(e.row_ids),
-                    e.row_digest,
-                    e.key_id or "legacy",
-                    e.mac or e.hash,
-                )
-            ]
-        )
+    rows = (
+        [
+            "" if v is None else v
+            for v in (
+                e.pk,
+                e.seq or "",
+                trail.content(e)["created_at"],
+                e.actor_label,
+                e.actor_kind,
+                e.origin,
+                e.ip_address,
+                e.user_agent,
+                e.action,
+                "yes" if e.success else "no",
+                e.model,
+                e.object_id,
+                e.object_label,
+                e.merchant_id,
+                json.dumps(e.changes, ensure_ascii=False, sort_keys=True),
+                e.reason,
+                e.row_model,
+                json.dumps(e.row_ids),
+                e.row_digest,
+                e.key_id or "legacy",
+                e.mac or e.hash,
+            )
+        ]
+        for e in entries
+    )
+    # spreadsheet.writer neutralises cells a spreadsheet would run as formulas.
+    return spreadsheet.csv_lines(CSV_HEADER, rows)
 
 
 def iterate(qs: QuerySet[AuditEntry], *, chunk: int = 2000) -> Iterator[AuditEntry]:

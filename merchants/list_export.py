@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import csv
 import io
 from collections.abc import Iterator
 
@@ -12,6 +11,7 @@ from openpyxl import Workbook
 from openpyxl.cell import WriteOnlyCell
 from openpyxl.styles import Font
 
+from core import spreadsheet
 from merchants.models import Merchant
 
 COLUMNS = (
@@ -21,7 +21,6 @@ COLUMNS = (
 )  # fmt: skip
 WIDTHS = {"legal_name": 40, "trading_name": 30, "registration_number": 22, "partner": 28,
           "team": 22, "created_at": 20, "expected_monthly_volume": 22, "tags": 24}  # fmt: skip
-FORMULA_START = ("=", "+", "-", "@", "\t", "\r")
 
 
 def _values(m: Merchant) -> list:
@@ -34,35 +33,19 @@ def _values(m: Merchant) -> list:
     ]  # fmt: skip
 
 
-def _safe(value):
-    """Text a spreadsheet would run as a formula is prefixed with a quote."""
-    if isinstance(value, str) and value.startswith(FORMULA_START):
-        return "'" + value
-    return value
-
-
 def _rows(queryset: QuerySet[Merchant]) -> Iterator[list]:
     qs = queryset.select_related("owner", "team", "partner").order_by("legal_name", "pk")
     for merchant in qs.iterator(chunk_size=2000):
-        yield [_safe(v) for v in _values(merchant)]
+        yield _values(merchant)
 
 
 def csv_lines(queryset: QuerySet[Merchant]) -> Iterator[str]:
-    """UTF-8 CSV, streamed line by line; the BOM lets Excel read it as UTF-8."""
-    buffer = io.StringIO()
-    writer = csv.writer(buffer)
-
-    def flush() -> str:
-        value = buffer.getvalue()
-        buffer.seek(0)
-        buffer.truncate()
-        return value
-
-    writer.writerow(COLUMNS)
-    yield "\ufeff" + flush()
-    for row in _rows(queryset):
-        writer.writerow([v.isoformat(sep=" ") if hasattr(v, "isoformat") else v for v in row])
-        yield flush()
+    """UTF-8 CSV, streamed line by line (spreadsheet.csv_lines: BOM, formulas neutralised)."""
+    rows = (
+        [v.isoformat(sep=" ") if hasattr(v, "isoformat") else v for v in row]
+        for row in _rows(queryset)
+    )
+    return spreadsheet.csv_lines(COLUMNS, rows)
 
 
 def xlsx_bytes(queryset: QuerySet[Merchant]) -> bytes:
@@ -81,7 +64,7 @@ def xlsx_bytes(queryset: QuerySet[Merchant]) -> bytes:
     amount_at = COLUMNS.index("expected_monthly_volume")
     date_at = COLUMNS.index("created_at")
     for row in _rows(queryset):
-        cells = [WriteOnlyCell(sheet, value=v) for v in row]
+        cells = [WriteOnlyCell(sheet, value=spreadsheet.xlsx_cell(v)) for v in row]
         cells[amount_at].number_format = "#,##0.00"
         cells[date_at].number_format = "yyyy-mm-dd hh:mm"
         sheet.append(cells)

@@ -188,20 +188,21 @@ class RunViewSet(mixins.ListModelMixin, mixins.RetrieveModelMixin, viewsets.Gene
         data = StatementSerializer(page if page is not None else qs, many=True).data
         return self.get_paginated_response(data) if page is not None else Response(data)
 
-    @extend_schema(methods=["get"], request=None, responses=AdjustmentSerializer(many=True))
-    @extend_schema(
-        methods=["post"], request=AdjustmentSerializer, responses={201: AdjustmentSerializer}
-    )
-    @action(detail=True, methods=["get", "post"])
+    # One handler per method: HEAD is served by the GET handler, so a handler
+    # branching on request.method would let it fall into the write.
+    @extend_schema(request=None, responses=AdjustmentSerializer(many=True))
+    @action(detail=True, methods=["get"])
     def adjustments(self, request, *args, **kwargs):
-        run = self.get_object()
-        if request.method == "GET":
-            qs = run.adjustments.select_related("created_by")
-            return Response(AdjustmentSerializer(qs, many=True).data)
+        qs = self.get_object().adjustments.select_related("created_by")
+        return Response(AdjustmentSerializer(qs, many=True).data)
+
+    @extend_schema(request=AdjustmentSerializer, responses={201: AdjustmentSerializer})
+    @adjustments.mapping.post
+    def adjustment_add(self, request, *args, **kwargs):
         serializer = AdjustmentSerializer(data=request.data)
         serializer.is_valid(raise_exception=True)
         adjustment = runs.adjustment_create(
-            actor=request.user, run=run, **serializer.validated_data
+            actor=request.user, run=self.get_object(), **serializer.validated_data
         )
         return Response(AdjustmentSerializer(adjustment).data, status=status.HTTP_201_CREATED)
 

@@ -78,6 +78,14 @@ def validate_tiers(tiers: list[dict[str, Any]]) -> list[tuple[Decimal, Decimal]]
             raise ValidationError(
                 {"tiers": _("Tier %(n)d: the rate must be between 0 and 10,000 bps.") % {"n": n}}
             )
+        # What the columns cannot hold exactly is refused, never rounded.
+        for name, value in (("from_volume", start), ("rate_bps", rate)):
+            try:
+                AgreementTier._meta.get_field(name).run_validators(value)
+            except ValidationError as exc:
+                raise ValidationError(
+                    {"tiers": _("Tier %(n)d: %(error)s") % {"n": n, "error": exc.messages[0]}}
+                ) from None
         parsed.append((start, rate))
     parsed.sort()
     starts = [s for s, _r in parsed]

@@ -227,6 +227,22 @@ def _gather(run: SettlementRun) -> _Inputs:
         .annotate(n=Count("id"), amount=Sum("amount"), fee=Sum("fee"), cost=Sum("cost"))
         .order_by()
     )
+    # Only merchants whose referral path holds an agreement in the run's
+    # currency are settled: the others' transactions are neither converted
+    # (an unrelated currency tree needs no rate to this one) nor counted.
+    agreements = _agreements_in_force(run)
+    parents = dict(Partner.objects.values_list("pk", "parent_id"))
+    partner_of = dict(
+        Merchant.objects.filter(pk__in={r["merchant_id"] for r in rows}).values_list(
+            "pk", "partner_id"
+        )
+    )
+    settled = {
+        mid
+        for mid, pid in partner_of.items()
+        if any(p in agreements for p in calculation.ancestors(pid, parents))
+    }
+    rows = [r for r in rows if r["merchant_id"] in settled]
     _progress(run.pk, 40, _("Converting currencies"))
     rates = fx.conversion_table(quote=run.currency, needs={(r["currency"], r["day"]) for r in rows})
     sums: dict[int, list] = defaultdict(lambda: [0, Decimal(0), Decimal(0), Decimal(0)])
@@ -237,7 +253,6 @@ def _gather(run: SettlementRun) -> _Inputs:
         acc[1] += _exact_sum(r["amount"]) * factor
         acc[2] += _exact_sum(r["fee"]) * factor
         acc[3] += _exact_sum(r["cost"]) * factor
-    partner_of = dict(Merchant.objects.filter(pk__in=sums.keys()).values_list("pk", "partner_id"))
     figures = [
         calculation.MerchantFigures(
             merchant_id=mid,
@@ -249,10 +264,9 @@ def _gather(run: SettlementRun) -> _Inputs:
         )
         for mid, (n, volume, fee, cost) in sorted(sums.items())
     ]
-    agreements = _agreements_in_force(run)
     return _Inputs(
         figures=figures,
-        parents=dict(Partner.objects.values_list("pk", "parent_id")),
+        parents=parents,
         terms={pid: _terms(a) for pid, a in agreements.items()},
         agreements=agreements,
     )

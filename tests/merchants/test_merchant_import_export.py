@@ -171,6 +171,17 @@ def test_xlsx_export_holds_only_visible_merchants(web, sales1, sales2):
     assert len(rows) == 3
 
 
+def test_xlsx_export_survives_a_control_character_stored_in_a_name(web, sales1):
+    """Issue 12 finding 7: one control character in a legal name broke the
+    XLSX export for everyone (openpyxl refuses it)."""
+    merchant = MerchantFactory(owner=sales1)
+    Merchant.objects.filter(pk=merchant.pk).update(legal_name="Bell\x07 Trading\x1b Limited")
+    response = web(sales1).get(reverse("merchants:export"), {"format": "xlsx"})
+    assert response.status_code == 200
+    rows = list(load_workbook(io.BytesIO(response.content)).active.iter_rows(values_only=True))
+    assert rows[1][1] == "Bell Trading Limited"
+
+
 @pytest.mark.parametrize("count", [5, 30])
 def test_export_runs_a_constant_number_of_queries(web, sales1, count, django_assert_num_queries):
     MerchantFactory.create_batch(count, owner=sales1)

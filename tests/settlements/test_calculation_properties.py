@@ -137,6 +137,20 @@ def test_the_rate_lies_between_the_lowest_and_highest_band(tier_list, mode, volu
 
 @settings(max_examples=200, deadline=None)
 @given(
+    tiers(),
+    st.sampled_from(["whole", "graduated"]),
+    amounts(places=2).map(lambda v: -abs(v)),
+)
+def test_a_period_volume_of_zero_or_below_stays_in_the_first_band(tier_list, mode, volume):
+    """A month of refunds larger than its payments earns the first band's
+    rate, in both modes (README: how a share is calculated)."""
+    terms = calculation.Terms(agreement_id=1, basis="fee", tier_mode=mode, tiers=tier_list)
+    rate = calculation.tier_rate(terms, volume)
+    assert (rate.rate_bps, rate.tier_from) == (tier_list[0][1], Decimal(0))
+
+
+@settings(max_examples=200, deadline=None)
+@given(
     amounts(places=3, limit=10**6),
     amounts(places=3, limit=10**6),
     st.integers(0, 10**6).map(lambda n: Decimal(n).scaleb(-2)),

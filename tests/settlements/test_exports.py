@@ -591,3 +591,25 @@ def test_partial_lists_the_files_with_download_links(world, finance1):
     assert filesizeformat(len(bytes(payout.content))) in html
     assert payout.sha256[:12] in html
     assert "Small Fry" in html  # a statement PDF names its partner
+
+
+def test_payout_and_journal_cells_a_spreadsheet_would_run_are_neutralised(world, finance1):
+    """Issue 12 finding 9: a partner named like a formula reached the CSVs as is."""
+    # given: names and account fields that a spreadsheet would evaluate
+    Partner.objects.filter(pk=world["jade"].pk).update(name='=HYPERLINK("http://x.test","pay")')
+    BankAccount.objects.filter(partner=world["lotus"]).update(
+        account_holder="@SUM(A1:A9)", bank_name="+cmd|' /C calc'!A0"
+    )
+    # when
+    files = exports.settlement_run_export(run=world["run"], actor=finance1)
+    payout = parse_csv(_file(files, Kind.PAYOUT_CSV).content)
+    journal = parse_csv(_file(files, Kind.JOURNAL_CSV).content)
+    # then: each such cell starts with a quote; amounts stay plain numbers
+    jade, lotus = sorted(payout, key=lambda r: r["amount"], reverse=True)
+    assert jade["partner_name"] == '\'=HYPERLINK("http://x.test","pay")'
+    assert lotus["account_holder"] == "'@SUM(A1:A9)"
+    assert lotus["bank_name"] == "'+cmd|' /C calc'!A0"
+    assert (jade["amount"], lotus["amount"]) == ("1234.57", "0.01")
+    names = {r["partner_name"] for r in journal}
+    assert '\'=HYPERLINK("http://x.test","pay")' in names
+    assert not any(v[:1] in "=+@" for r in [*payout, *journal] for v in r.values())

@@ -1,5 +1,6 @@
 """Settlement API: runs with their actions, statements, adjustments; agreements."""
 
+import json
 from decimal import Decimal
 
 import pytest
@@ -179,3 +180,36 @@ def test_amounts_leave_as_strings(api, world, finance1):
     run = create_run(api(finance1)).json()
     assert isinstance(run["total_payable"], str)
     assert Decimal(run["total_payable"]) == 0
+
+
+def test_head_never_reaches_a_write_handler(
+    api, world, finance1, django_capture_on_commit_callbacks
+):
+    """Issue 12 finding 3: HEAD with a JSON body created an adjustment (201)."""
+    from settlements.models import Adjustment
+
+    client = api(finance1)
+    run_id = create_run(client).json()["id"]
+    with django_capture_on_commit_callbacks(execute=True):
+        client.post(f"{RUNS}{run_id}/calculate/")
+    body = {"partner": world.sub.pk, "amount": "10.50", "reason": "bonus"}
+    response = client.generic(
+        "HEAD", f"{RUNS}{run_id}/adjustments/", json.dumps(body), content_type="application/json"
+    )
+    assert response.status_code == 200
+    assert not Adjustment.objects.exists()
+
+
+def test_no_api_operation_serves_a_read_and_a_write_with_one_handler():
+    """The class of finding 3: a handler that branches on request.method lets
+    HEAD (mapped to the GET handler) fall into the write branch."""
+    from config import api_urls
+
+    shared = []
+    for pattern in api_urls.urlpatterns:
+        actions = getattr(pattern.callback, "actions", None) or {}
+        read = actions.get("get")
+        for method in ("post", "put", "patch", "delete"):
+            if read and actions.get(method) == read:
+                shared.append(f"{pattern.pattern} {method.upper()} → {read}")
+    assert shared == []

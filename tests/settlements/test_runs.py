@@ -389,6 +389,34 @@ def test_agreement_money_has_at_most_the_currency_decimals(finance1):
     )  # fmt: skip
 
 
+@pytest.mark.parametrize(
+    ("tier", "message"),
+    [
+        ({"from_volume": "0", "rate_bps": "1234.56789"}, "4 decimal places"),
+        ({"from_volume": "0", "rate_bps": "12345678.5"}, "between 0 and 10,000"),
+        ({"from_volume": "1e20", "rate_bps": "100"}, "Tier 2"),
+    ],
+)
+def test_agreement_tiers_the_database_cannot_hold_exactly_are_refused(finance1, tier, message):
+    """Issue 12 finding 13: a rate of 1234.56789 bps was stored as 1234.5679."""
+    from settlements.models import AgreementTier, RevenueShareAgreement
+    from settlements.services import agreements
+    from tests.factories.merchants import PartnerFactory
+
+    tiers = [{"from_volume": "0", "rate_bps": "100"}, tier]
+    if tier["from_volume"] == "0":
+        tiers = [tier]
+    with pytest.raises(ValidationError) as exc:
+        agreements.agreement_create(
+            actor=finance1, partner=PartnerFactory(), currency="HKD", basis="fee",
+            tier_mode="whole", valid_from=date(2026, 1, 1), tiers=tiers,
+        )  # fmt: skip
+    assert list(exc.value.message_dict) == ["tiers"]
+    assert message in exc.value.message_dict["tiers"][0]
+    assert not RevenueShareAgreement.objects.exists()
+    assert not AgreementTier.objects.exists()
+
+
 def test_an_unexpected_error_returns_the_run_to_draft_with_a_message(
     finance1, django_capture_on_commit_callbacks, monkeypatch
 ):
@@ -533,3 +561,52 @@ def test_recalculation_replaces_the_results_in_bulk_with_their_history(
     assert deletions.count() == 3  # one batch per recalculation
     assert all(e.actor_id == finance1.pk and e.reason == "recalculated" for e in deletions)
     assert trailcheck.verify(records=True).problems == []
+
+
+def test_unrelated_currency_trees_settle_without_rates_between_them(
+    finance1, django_capture_on_commit_callbacks
+):
+    """Issue 12 finding 12: an HKD tree and a separate JPY tree, no FX rate
+    between the two: each run converts only what it settles."""
+    from settlements.models import FxRate
+    from settlements.services import agreements
+    from tests.factories.merchants import MerchantFactory, PartnerFactory
+    from tests.factories.settlements import TransactionFactory
+    from tests.settlements.runs_setup import HK
+
+    # given: the HKD world (its USD rate included) and a JPY tree beside it
+    world = build_world(actor=finance1)
+    tokyo = PartnerFactory(name="Tokyo Agent")
+    agreements.agreement_create(
+        actor=finance1, partner=tokyo, basis="fee", tier_mode="whole", currency="JPY",
+        valid_from=date(2026, 1, 1), tiers=[{"from_volume": "0", "rate_bps": "5000"}],
+    )  # fmt: skip
+    shop = MerchantFactory(partner=tokyo)
+    from datetime import datetime
+
+    TransactionFactory(
+        merchant=shop, currency="JPY", amount=Decimal("100000"), fee=Decimal("3000"),
+        cost=Decimal("1000"), occurred_at=datetime(2026, 10, 20, 9, 0, tzinfo=HK),
+    )  # fmt: skip
+    assert not FxRate.objects.filter(base__in=["HKD", "JPY"], quote__in=["HKD", "JPY"]).exists()
+    results = {}
+    for currency in ("HKD", "JPY"):
+        run = runs.settlement_run_create(
+            actor=finance1, period_start=OCT_START, period_end=OCT_END, currency=currency
+        )
+        with django_capture_on_commit_callbacks(execute=True):
+            runs.settlement_run_calculate(actor=finance1, run=run)
+        run.refresh_from_db()
+        results[currency] = run
+    # then: both calculated; each holds only its own tree
+    hkd, jpy = results["HKD"], results["JPY"]
+    assert hkd.status == Status.CALCULATED, hkd.calculation_error
+    assert jpy.status == Status.CALCULATED, jpy.calculation_error
+    assert hkd.total_basis == Decimal("3050.00")  # as in the hand-worked figures
+    assert set(hkd.statements.values_list("partner_id", flat=True)) == {
+        world.master.pk,
+        world.sub.pk,
+    }
+    assert list(jpy.statements.values_list("partner_id", flat=True)) == [tokyo.pk]
+    assert jpy.total_basis == Decimal("3000")
+    assert jpy.total_share == Decimal("1500")
