@@ -2,12 +2,27 @@ from django.urls import path
 from rest_framework.routers import DefaultRouter
 
 from core.audit_api import AuditEntryViewSet
+from core.converters import ID_REGEX
 from merchants import api_nested
 from merchants.api import MerchantViewSet
 from onboarding.api import ApplicationViewSet, WorkflowViewSet
 from settlements import api_urls as settlement_api_urls
 
-router = DefaultRouter()
+
+class _Router(DefaultRouter):
+    """Object ids are digits: anything else is no such object (404) before it
+    reaches a selector that would fail to cast it (a 500). No format
+    suffixes: the API speaks JSON only, and a suffix on an action was a 500."""
+
+    include_format_suffixes = False
+
+    def get_lookup_regex(self, viewset, lookup_prefix: str = "") -> str:
+        field = getattr(viewset, "lookup_url_kwarg", None) or getattr(viewset, "lookup_field", "pk")
+        value = getattr(viewset, "lookup_value_regex", ID_REGEX)
+        return f"(?P<{lookup_prefix}{field}>{value})"
+
+
+router = _Router()
 router.register("audit/entries", AuditEntryViewSet, basename="audit-entry")
 router.register("merchants", MerchantViewSet, basename="merchant")
 router.register("partners", api_nested.PartnerViewSet, basename="partner")
@@ -28,17 +43,17 @@ NESTED = [
 
 nested = []
 for prefix, viewset, list_extra, detail_extra, actions in NESTED:
-    base = f"merchants/<int:merchant_pk>/{prefix}/"
+    base = f"merchants/<id:merchant_pk>/{prefix}/"
     name = f"merchant-{prefix}"
     nested += [
         path(base, viewset.as_view({"get": "list", **list_extra}), name=f"{name}-list"),
         path(
-            f"{base}<int:pk>/",
+            f"{base}<id:pk>/",
             viewset.as_view({"get": "retrieve", **detail_extra}),
             name=f"{name}-detail",
         ),
         *(
-            path(f"{base}<int:pk>/{act}/", viewset.as_view({"post": act}), name=f"{name}-{act}")
+            path(f"{base}<id:pk>/{act}/", viewset.as_view({"post": act}), name=f"{name}-{act}")
             for act in actions
         ),
     ]

@@ -273,9 +273,9 @@ def audit_export_bundle_view(request: HttpRequest) -> HttpResponse:
 
 urlpatterns: list = [
     path("audit/", audit_list_view, name="audit"),
-    path("audit/entries/<int:pk>/", audit_entry_view, name="audit_entry"),
+    path("audit/entries/<id:pk>/", audit_entry_view, name="audit_entry"),
     path("audit/records/<str:model>/<path:object_id>/", audit_record_view, name="audit_record"),
-    path("audit/merchant/<int:merchant_id>/", audit_merchant_tab_view, name="audit_merchant_tab"),
+    path("audit/merchant/<id:merchant_id>/", audit_merchant_tab_view, name="audit_merchant_tab"),
     path("audit/export/csv/", audit_export_csv_view, name="audit_export_csv"),
     path("audit/export/bundle/", audit_export_bundle_view, name="audit_export_bundle"),
 ]

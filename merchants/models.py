@@ -1,3 +1,4 @@
+import re
 import uuid
 from decimal import Decimal
 from pathlib import Path
@@ -18,12 +19,21 @@ from core.crypto import EncryptedTextField
 from core.models import Team, TimeStampedModel
 from core.money import AmountField, CurrencyField, validate_currency
 
+# Four ASCII digits: \d would take "٤٧٢٢" too.
+MCC_FORMAT = r"^[0-9]{4}\Z"
+
 
 def validate_mcc(value: str) -> None:
-    """A merchant category code from the ISO 18245 list."""
+    """A merchant category code from the ISO 18245 list.
+
+    Only four ASCII digits are looked up: the format's own validator names
+    anything else ("abcd" made the list's lookup raise a plain ValueError).
+    """
+    if not isinstance(value, str) or not re.match(MCC_FORMAT, value):
+        return
     try:
         iso18245.get_mcc(value)
-    except (iso18245.MCCNotFound, iso18245.InvalidMCC):
+    except (iso18245.MCCNotFound, iso18245.InvalidMCC, ValueError):
         raise ValidationError(
             _("%(value)s is not a merchant category code in ISO 18245."), params={"value": value}
         ) from None
@@ -102,7 +112,7 @@ class Merchant(TimeStampedModel):
     mcc = models.CharField(
         _("MCC"),
         max_length=4,
-        validators=[RegexValidator(r"^\d{4}$", _("Enter the 4-digit MCC.")), validate_mcc],
+        validators=[RegexValidator(MCC_FORMAT, _("Enter the 4-digit MCC.")), validate_mcc],
         help_text=_("Merchant category code (ISO 18245)."),
     )
     website = models.URLField(_("website"), blank=True)

@@ -70,7 +70,7 @@ def register(router) -> None:
 
 urlpatterns = [
     path(
-        "partners/<int:partner_pk>/agreements/",
+        "partners/<id:partner_pk>/agreements/",
         AgreementViewSet.as_view({"get": "list", "post": "create"}),
         name="partner-agreements",
     ),

@@ -258,5 +258,5 @@ def _first_of_next_month() -> date:
 urlpatterns = [
     path("agreements/", agreement_list_view, name="agreements"),
     path("agreements/new/", agreement_create_view, name="agreement-create"),
-    path("agreements/<int:pk>/end/", agreement_end_view, name="agreement-end"),
+    path("agreements/<id:pk>/end/", agreement_end_view, name="agreement-end"),
 ]

@@ -53,6 +53,6 @@ def export_download_view(request: HttpRequest, run_pk: int, pk: int) -> HttpResp
 
 
 urlpatterns = [
-    path("runs/<int:run_pk>/export/", run_export_view, name="run-export"),
-    path("runs/<int:run_pk>/exports/<int:pk>/", export_download_view, name="export-download"),
+    path("runs/<id:run_pk>/export/", run_export_view, name="run-export"),
+    path("runs/<id:run_pk>/exports/<id:pk>/", export_download_view, name="export-download"),
 ]

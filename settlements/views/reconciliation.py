@@ -176,9 +176,9 @@ def reconciliation_resolve_view(request: HttpRequest, pk: int, item_pk: int) -> 
 
 urlpatterns = [
     path("reconciliations/", reconciliation_list_view, name="reconciliations"),
-    path("reconciliations/<int:pk>/", reconciliation_detail_view, name="reconciliation-detail"),
+    path("reconciliations/<id:pk>/", reconciliation_detail_view, name="reconciliation-detail"),
     path(
-        "reconciliations/<int:pk>/items/<int:item_pk>/resolve/",
+        "reconciliations/<id:pk>/items/<id:item_pk>/resolve/",
         reconciliation_resolve_view,
         name="reconciliation-resolve",
     ),

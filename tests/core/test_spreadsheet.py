@@ -15,7 +15,7 @@ ROOT = Path(__file__).resolve().parents[2]
 @pytest.mark.parametrize(
     ("value", "written"),
     [
-        ("=HYPERLINK(\"http://x.test\")", "'=HYPERLINK(\"http://x.test\")"),
+        ('=HYPERLINK("http://x.test")', '\'=HYPERLINK("http://x.test")'),
         ("+1+1", "'+1+1"),
         ("-1+1", "'-1+1"),
         ("@SUM(A1)", "'@SUM(A1)"),

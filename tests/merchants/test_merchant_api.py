@@ -46,6 +46,20 @@ def test_unknown_mcc_is_refused_by_the_iso_list(api, sales1):
     assert "ISO 18245" in response.json()["mcc"][0]
 
 
+@pytest.mark.parametrize("mcc", ["abcd", "12a4", "٤٧٢٢"])
+def test_an_mcc_that_is_not_four_digits_answers_400_on_mcc(api, sales1, mcc):
+    """Issue 12 finding 7: "abcd" reached the ISO lookup, which raised (500)."""
+    client = api(sales1)
+    client.raise_request_exception = False
+    response = client.post("/api/v1/merchants/", {**VALID, "mcc": mcc}, format="json")
+    assert response.status_code == 400
+    assert response.json()["mcc"] == ["Enter the 4-digit MCC."]
+    merchant = MerchantFactory(owner=sales1)
+    response = client.patch(f"/api/v1/merchants/{merchant.pk}/", {"mcc": mcc}, format="json")
+    assert response.status_code == 400
+    assert list(response.json()) == ["mcc"]
+
+
 def test_duplicate_registration_answers_400_and_keeps_the_first(api, sales1):
     MerchantFactory(registration_number=VALID["registration_number"], country="SG")
     response = api(sales1).post("/api/v1/merchants/", VALID, format="json")

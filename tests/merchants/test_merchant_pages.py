@@ -42,6 +42,7 @@ def test_sales_user_creates_a_merchant_and_owns_it(web, sales1):
     [
         ("legal_name", "", "This field is required."),
         ("mcc", "12", "Enter the 4-digit MCC."),
+        ("mcc", "abcd", "Enter the 4-digit MCC."),  # issue 12 finding 7: was a 500
         ("mcc", "0001", "is not a merchant category code in ISO 18245"),
         ("country", "XX", "is not one of the available choices"),
         ("expected_monthly_volume", "-5", "greater than or equal to 0"),
