@@ -15,6 +15,9 @@ class MerchantAdmin(GuardedModelAdminMixin, SimpleHistoryAdmin):
     search_fields = ("legal_name", "trading_name", "registration_number", "mid")
     list_select_related = ("owner",)
     raw_id_fields = ("owner",)
+    # Status, risk level and MID change through their services, with the
+    # rights of the role that may make each move, never in the admin.
+    readonly_fields = ("status", "risk_level", "mid")
 
     def get_queryset(self, request):
         # The admin is a door too: it lists what the permission selectors allow.

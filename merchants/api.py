@@ -3,6 +3,7 @@ from django_countries.serializer_fields import CountryField
 from drf_spectacular.types import OpenApiTypes
 from drf_spectacular.utils import OpenApiParameter, extend_schema, extend_schema_view
 from rest_framework import mixins, serializers, viewsets
+from rest_framework.decorators import action
 from rest_framework.response import Response
 
 from core import permissions
@@ -24,6 +25,8 @@ class MerchantOutputSerializer(serializers.ModelSerializer):
         fields = [
             "id",
             *services.EDITABLE_FIELDS,
+            "status",
+            "risk_level",
             "mid",
             "created_at",
             "updated_at",
@@ -51,17 +54,37 @@ class MerchantInputSerializer(serializers.ModelSerializer):
 
     class Meta:
         model = Merchant
-        fields = list(services.EDITABLE_FIELDS)
+        fields = list(services.CREATE_FIELDS)
         # Uniqueness and constraints are checked by the service under its lock.
         validators = []
 
     def validate(self, attrs):
+        # Status (after creation), risk level and MID have their own actions:
+        # sent here they are refused by name, not silently dropped.
+        allowed = services.EDITABLE_FIELDS if self.instance else services.CREATE_FIELDS
+        refused = {
+            name: [str(message)]
+            for name, message in services.OWN_SERVICE.items()
+            if name in self.initial_data and name not in allowed
+        }
+        if refused:
+            raise serializers.ValidationError(refused)
         user = self.context["request"].user
         if ({"owner", "team"} & attrs.keys()) and not user.has_perm("merchants.assign_merchant"):
             raise serializers.ValidationError(
                 {"owner": ["You may not assign merchants to owners or teams."]}
             )
         return attrs
+
+
+class StatusSerializer(serializers.Serializer):
+    status = serializers.ChoiceField(choices=Merchant.Status.choices)
+    reason = serializers.CharField(max_length=300, required=False, allow_blank=True, default="")
+
+
+class RiskLevelSerializer(serializers.Serializer):
+    risk_level = serializers.ChoiceField(choices=Merchant.RiskLevel.choices)
+    reason = serializers.CharField(max_length=300)
 
 
 _filters = [
@@ -123,6 +146,28 @@ class MerchantViewSet(
         serializer.is_valid(raise_exception=True)
         merchant = services.merchant_update(
             merchant=merchant, actor=request.user, **serializer.validated_data
+        )
+        return self._respond(merchant)
+
+    @extend_schema(request=StatusSerializer, responses=MerchantOutputSerializer)
+    @action(detail=True, methods=["post"])
+    def status(self, request, *args, **kwargs):
+        """Move the merchant (suspend, reinstate, offboard: risk and compliance)."""
+        serializer = StatusSerializer(data=request.data)
+        serializer.is_valid(raise_exception=True)
+        merchant = services.merchant_change_status(
+            merchant=self.get_object(), actor=request.user, **serializer.validated_data
+        )
+        return self._respond(merchant)
+
+    @extend_schema(request=RiskLevelSerializer, responses=MerchantOutputSerializer)
+    @action(detail=True, methods=["post"], url_path="risk-level")
+    def risk_level(self, request, *args, **kwargs):
+        """Rate the merchant's risk (risk and compliance), with the reason."""
+        serializer = RiskLevelSerializer(data=request.data)
+        serializer.is_valid(raise_exception=True)
+        merchant = services.merchant_set_risk_level(
+            merchant=self.get_object(), actor=request.user, **serializer.validated_data
         )
         return self._respond(merchant)
 

@@ -30,17 +30,25 @@ class MerchantForm(StyledFormMixin, forms.ModelForm):
 
     class Meta:
         model = Merchant
-        fields = list(services.EDITABLE_FIELDS)
+        # Status only when creating (a lead or in onboarding); afterwards it
+        # changes through its own action (merchant_change_status), risk level
+        # and MID never here.
+        fields = list(services.CREATE_FIELDS)
         widgets = {"volume_currency": forms.Select(choices=CURRENCY_CHOICES)}
 
-    def __init__(self, *args, owner_choices=None, can_assign: bool = False, **kwargs) -> None:
+    def __init__(
+        self, *args, owner_choices=None, can_assign: bool = False, can_set_risk: bool = False,
+        **kwargs,
+    ) -> None:  # fmt: skip
         super().__init__(*args, **kwargs)
+        if self.instance.pk or not can_set_risk:
+            del self.fields["risk_level"]
         if self.instance.pk:
             self.initial["tags"] = ", ".join(self.instance.tags or [])
-            allowed = {self.instance.status, *Merchant.TRANSITIONS[self.instance.status]}
+            del self.fields["status"]
         else:
             allowed = {Merchant.Status.LEAD, Merchant.Status.ONBOARDING}
-        self.fields["status"].choices = [c for c in Merchant.Status.choices if c[0] in allowed]
+            self.fields["status"].choices = [c for c in Merchant.Status.choices if c[0] in allowed]
         self.fields["partner"].queryset = Partner.objects.filter(status=Partner.Status.ACTIVE)
         self.fields["team"].queryset = Team.objects.all()
         if can_assign and owner_choices is not None:
@@ -204,6 +212,18 @@ class PricingPlanForm(StyledFormMixin, forms.Form):
             if percent is not None or fixed is not None:
                 rows.append({"method": value, "percent": percent or 0, "fixed_fee": fixed or 0})
         return rows
+
+
+class StatusChangeForm(forms.Form):
+    """The merchant page's status move; the service decides who may make it."""
+
+    status = forms.ChoiceField(choices=Merchant.Status.choices)
+    reason = forms.CharField(max_length=300, required=False)
+
+
+class RiskLevelForm(forms.Form):
+    risk_level = forms.ChoiceField(choices=Merchant.RiskLevel.choices)
+    reason = forms.CharField(max_length=300)
 
 
 class TransferForm(StyledFormMixin, forms.Form):

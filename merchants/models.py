@@ -163,7 +163,11 @@ class Merchant(TimeStampedModel):
 
     class Meta:
         ordering = ["legal_name", "pk"]
-        permissions = [("assign_merchant", "Can assign merchants to owners and teams")]
+        permissions = [
+            ("assign_merchant", "Can assign merchants to owners and teams"),
+            ("suspend_merchant", "Can suspend, reinstate and offboard live merchants"),
+            ("set_risk_merchant", "Can set a merchant's risk level"),
+        ]
         constraints = [
             models.UniqueConstraint(
                 fields=["country", "registration_number"],

@@ -30,6 +30,8 @@ from merchants.forms import (
     OwnerForm,
     PartnerForm,
     PricingPlanForm,
+    RiskLevelForm,
+    StatusChangeForm,
     TransferForm,
 )
 from merchants.models import (
@@ -102,6 +104,16 @@ def _detail(request: HttpRequest, merchant, *, tab: str = "", status: int = 200,
         "shared_accounts": selectors.shared_bank_accounts(merchant=merchant),
         "timeline": selectors.merchant_timeline(merchant=merchant),
         "review_form": DocumentReviewForm(),
+        "status_moves": [
+            (value, Merchant.Status(value).label)
+            for value in services.allowed_status_moves(
+                user=user, merchant=merchant, can_change=can_change
+            )
+        ],
+        "can_set_risk": user.has_perm("merchants.set_risk_merchant"),
+        "risk_levels": Merchant.RiskLevel.choices,
+        "status_form": StatusChangeForm(),
+        "risk_form": RiskLevelForm(),
         "today": timezone.localdate(),
         **blank,
     }
@@ -134,6 +146,32 @@ def _record_post(request: HttpRequest, pk: int, *, tab: str, form_name: str, for
             return redirect(f"{merchant.get_absolute_url()}?tab={tab}")
     merchant = selectors.merchant_360(user=request.user, pk=pk)
     return _detail(request, merchant, tab=tab, status=400, **{form_name: form})
+
+
+@require_POST
+def merchant_status_view(request: HttpRequest, pk: int) -> HttpResponse:
+    """Suspend, reinstate, offboard (risk, compliance) or move a prospect (its holders)."""
+
+    def save(merchant, data):
+        services.merchant_change_status(merchant=merchant, actor=request.user, **data)
+        messages.success(request, _("Status changed."))
+
+    return _record_post(
+        request, pk, tab="overview", form_name="status_form",
+        form=StatusChangeForm(request.POST), save=save,
+    )  # fmt: skip
+
+
+@require_POST
+def merchant_risk_view(request: HttpRequest, pk: int) -> HttpResponse:
+    def save(merchant, data):
+        services.merchant_set_risk_level(merchant=merchant, actor=request.user, **data)
+        messages.success(request, _("Risk level set."))
+
+    return _record_post(
+        request, pk, tab="overview", form_name="risk_form",
+        form=RiskLevelForm(request.POST), save=save,
+    )  # fmt: skip
 
 
 @require_POST
@@ -433,6 +471,7 @@ def _form_kwargs(request: HttpRequest) -> dict:
     can_assign = request.user.has_perm("merchants.assign_merchant")
     return {
         "can_assign": can_assign,
+        "can_set_risk": request.user.has_perm("merchants.set_risk_merchant"),
         "owner_choices": selectors.merchant_owner_choices(user=request.user)
         if can_assign
         else None,

@@ -247,7 +247,7 @@ def application_submit(*, actor: User, application: Application) -> Application:
     application.submitted_at = timezone.now()
     _enter_step(application, steps[0] if steps else None)
     if application.merchant.status == Merchant.Status.LEAD:
-        merchant_services.merchant_update(
+        merchant_services.merchant_change_status(
             merchant=application.merchant,
             actor=actor,
             status=Merchant.Status.ONBOARDING,

@@ -2,12 +2,17 @@
 transaction and leaves history naming that user. Callers use ``services.<name>``."""
 
 from merchants.services.merchants import (
+    CREATE_FIELDS,
     EDITABLE_FIELDS,
     HOLDER_ACTIONS,
+    OWN_SERVICE,
+    allowed_status_moves,
     can_transfer,
     lock_merchant,
     merchant_activate,
+    merchant_change_status,
     merchant_create,
+    merchant_set_risk_level,
     merchant_transfer,
     merchant_transfer_owner,
     merchant_update,
@@ -37,9 +42,12 @@ from merchants.services.records import (
 )
 
 __all__ = [
+    "CREATE_FIELDS",
     "EDITABLE_FIELDS",
     "HOLDER_ACTIONS",
+    "OWN_SERVICE",
     "activity_log",
+    "allowed_status_moves",
     "bank_account_create",
     "bank_account_shared_with",
     "can_transfer",
@@ -51,7 +59,9 @@ __all__ = [
     "document_upload",
     "lock_merchant",
     "merchant_activate",
+    "merchant_change_status",
     "merchant_create",
+    "merchant_set_risk_level",
     "merchant_transfer",
     "merchant_transfer_owner",
     "merchant_update",

@@ -1,10 +1,11 @@
 """Sales works a merchant in the browser: contact, call, document, timeline."""
 
+import os
 import re
 
 import pytest
 
-from tests.conftest import confirmed_device, totp_now
+from tests.conftest import confirmed_device, restore_roles, totp_now
 from tests.factories.core import PASSWORD
 from tests.factories.merchants import MerchantFactory
 
@@ -80,3 +81,47 @@ def test_sales_user_adds_contact_logs_call_uploads_document_and_sees_the_timelin
         < timeline.index("Intro call")
         < timeline.index("Contact added")
     )
+
+
+def test_compliance_suspends_a_merchant_with_a_reason_and_sees_it_on_the_page(
+    page, sales1, compliance1
+):
+    from merchants import services
+
+    restore_roles()  # an earlier transactional test's flush removed the role grants
+    merchant = MerchantFactory(owner=sales1, legal_name="Coral Travel Limited", status="onboarding")
+    services.merchant_activate(merchant=merchant, actor=compliance1, reason="approved")
+    device = confirmed_device(compliance1)
+    page.goto(f"/merchants/{merchant.pk}/")
+    page.get_by_label("Username").fill("compliance1")
+    page.get_by_label("Password").fill(PASSWORD)
+    page.get_by_role("button", name="Continue").click()
+    page.wait_for_url(re.compile(r"/accounts/sign-in/verify/"))
+    page.get_by_label("Code").fill(totp_now(device))
+    page.get_by_role("button", name="Verify").click()
+    page.wait_for_url(re.compile(rf"/merchants/{merchant.pk}/$"))
+
+    # without a reason: refused, the reason field says why
+    page.get_by_test_id("status-change").locator("summary").click()
+    page.get_by_label("New status").select_option("suspended")
+    page.get_by_test_id("status-submit").click()
+    page.get_by_text("Say why the merchant's status changes.").wait_for()
+    # with one: suspended, and the page says so
+    page.get_by_test_id("status-change").get_by_label("Reason").fill("Chargeback ratio over 1.5%")
+    page.get_by_test_id("status-submit").click()
+    page.get_by_text("Status changed.").wait_for()
+    merchant.refresh_from_db()
+    assert merchant.status == "suspended"
+    # the risk level, beside it
+    page.get_by_test_id("risk-change").locator("summary").click()
+    page.get_by_label("Risk level", exact=True).select_option("high")
+    page.get_by_test_id("risk-change").get_by_label("Reason").fill("Chargebacks")
+    page.get_by_test_id("risk-submit").click()
+    page.get_by_text("Risk level set.").wait_for()
+    merchant.refresh_from_db()
+    assert merchant.risk_level == "high"
+    if shots := os.environ.get("PAYCRM_SCREENSHOTS"):  # to look at the page by hand
+        page.get_by_test_id("status-change").locator("summary").click()
+        page.screenshot(path=f"{shots}/merchant-status.png", full_page=False)
+        page.set_viewport_size({"width": 390, "height": 844})
+        page.screenshot(path=f"{shots}/merchant-status-390.png", full_page=False)

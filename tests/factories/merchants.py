@@ -32,4 +32,12 @@ class MerchantFactory(factory.Factory):
 
     @classmethod
     def _create(cls, model_class, *args, actor=None, **kwargs):
-        return services.merchant_create(actor=actor or kwargs["owner"], **kwargs)
+        # A risk level is risk's to set, after creation, as in the app.
+        risk_level = kwargs.pop("risk_level", None)
+        merchant = services.merchant_create(actor=actor or kwargs["owner"], **kwargs)
+        if risk_level and risk_level != merchant.risk_level:
+            rater = UserFactory(roles=["risk"])
+            merchant = services.merchant_set_risk_level(
+                merchant=merchant, actor=rater, risk_level=risk_level, reason="test factory"
+            )
+        return merchant

@@ -68,26 +68,68 @@ def test_duplicate_registration_answers_400_and_keeps_the_first(api, sales1):
     assert Merchant.objects.count() == 1
 
 
-def test_status_move_outside_the_lifecycle_answers_400_on_status(api, sales1):
+@pytest.mark.parametrize(
+    ("field", "value"), [("status", "offboarded"), ("risk_level", "high"), ("mid", "MHK1")]
+)
+def test_patch_refuses_status_risk_level_and_mid_by_name(api, sales1, field, value):
+    """Issue 12 finding 2: a sales owner offboarded through PATCH."""
     merchant = MerchantFactory(owner=sales1)
     response = api(sales1).patch(
-        f"/api/v1/merchants/{merchant.pk}/", {"status": "active"}, format="json"
+        f"/api/v1/merchants/{merchant.pk}/", {field: value, "trading_name": "X"}, format="json"
     )
     assert response.status_code == 400
-    assert "status" in response.json()
+    assert list(response.json()) == [field]
     merchant.refresh_from_db()
-    assert merchant.status == "lead"
+    assert (merchant.status, merchant.risk_level, merchant.mid, merchant.trading_name) == (
+        "lead", "low", None, merchant.trading_name,
+    )  # fmt: skip
+    assert merchant.history.count() == 1
 
 
 def test_update_changes_only_what_was_sent(api, sales1):
-    merchant = MerchantFactory(owner=sales1, risk_level="low")
+    merchant = MerchantFactory(owner=sales1)
     response = api(sales1).patch(
-        f"/api/v1/merchants/{merchant.pk}/", {"risk_level": "high"}, format="json"
+        f"/api/v1/merchants/{merchant.pk}/", {"trading_name": "Lotus"}, format="json"
     )
     assert response.status_code == 200
     merchant.refresh_from_db()
-    assert merchant.risk_level == "high"
+    assert merchant.trading_name == "Lotus"
     assert merchant.history.count() == 2
+
+
+def test_status_and_risk_level_have_their_own_actions_for_the_roles_that_may(
+    api, sales1, compliance1
+):
+    merchant = MerchantFactory(owner=sales1, status="onboarding")
+    from merchants import services
+
+    services.merchant_activate(merchant=merchant, actor=compliance1, reason="approved")
+    url = f"/api/v1/merchants/{merchant.pk}/"
+    # the owner may not suspend, nor rate the risk
+    assert (
+        api(sales1).post(f"{url}status/", {"status": "suspended", "reason": "x"}).status_code == 403
+    )
+    assert (
+        api(sales1).post(f"{url}risk-level/", {"risk_level": "high", "reason": "x"}).status_code
+        == 403
+    )
+    # compliance may, with a reason
+    client = api(compliance1)
+    response = client.post(f"{url}status/", {"status": "suspended"}, format="json")
+    assert response.status_code == 400
+    assert list(response.json()) == ["reason"]
+    response = client.post(f"{url}status/", {"status": "suspended", "reason": "chargebacks"})
+    assert response.status_code == 200
+    assert response.json()["status"] == "suspended"
+    response = client.post(f"{url}risk-level/", {"risk_level": "high", "reason": "chargebacks"})
+    assert response.json()["risk_level"] == "high"
+    # a move the lifecycle does not allow is named on status
+    response = client.post(f"{url}status/", {"status": "lead", "reason": "x"})
+    assert response.status_code == 400
+    assert list(response.json()) == ["status"]
+    merchant.refresh_from_db()
+    assert (merchant.status, merchant.risk_level) == ("suspended", "high")
+    assert merchant.history.first().history_change_reason == "chargebacks"
 
 
 def test_roles_without_add_permission_cannot_create(api, db):

@@ -3,6 +3,7 @@ from decimal import Decimal
 import pytest
 from django.urls import reverse
 
+from merchants import services
 from merchants.models import Merchant
 from tests.factories.merchants import MerchantFactory
 
@@ -71,17 +72,58 @@ def test_duplicate_registration_in_the_same_country_is_refused(web, sales1):
     assert Merchant.objects.count() == 1
 
 
-def test_edit_refuses_a_status_move_the_lifecycle_does_not_allow(web, sales1):
+def test_the_edit_form_never_writes_status_risk_level_or_mid(web, sales1, compliance1):
+    """Issue 12 finding 2: a sales owner set a suspended merchant back to
+    active with POST /merchants/3/edit/ and status=active."""
+    merchant = MerchantFactory(owner=sales1, status="onboarding")
+    services.merchant_activate(merchant=merchant, actor=compliance1, reason="approved")
+    services.merchant_change_status(
+        merchant=merchant, actor=compliance1, status="suspended", reason="chargebacks"
+    )
+    data = {**VALID, "status": "active", "risk_level": "low", "mid": "MHK99"}
+    response = web(sales1).post(reverse("merchants:edit", args=[merchant.pk]), data)
+    assert response.status_code == 302
+    merchant.refresh_from_db()
+    assert (merchant.status, merchant.mid) == ("suspended", f"MHK{merchant.pk:08d}")
+    assert merchant.legal_name == VALID["legal_name"]  # what the form may change, it did
+    # and the owner is offered no status move on a live merchant, nor may make one
+    page = web(sales1).get(merchant.get_absolute_url())
+    assert b'data-testid="status-change"' not in page.content
+    refused = web(sales1).post(
+        reverse("merchants:status", args=[merchant.pk]), {"status": "active", "reason": "x"}
+    )
+    assert refused.status_code == 403
+    merchant.refresh_from_db()
+    assert merchant.status == "suspended"
+
+
+def test_compliance_reinstates_with_a_reason_on_the_merchant_page(web, sales1, compliance1):
+    merchant = MerchantFactory(owner=sales1, status="onboarding")
+    services.merchant_activate(merchant=merchant, actor=compliance1, reason="approved")
+    services.merchant_change_status(
+        merchant=merchant, actor=compliance1, status="suspended", reason="chargebacks"
+    )
+    client = web(compliance1)
+    page = client.get(merchant.get_absolute_url())
+    assert b'data-testid="status-change"' in page.content
+    url = reverse("merchants:status", args=[merchant.pk])
+    no_reason = client.post(url, {"status": "active", "reason": ""})
+    assert no_reason.status_code == 400
+    assert "reason" in no_reason.context["status_form"].errors
+    assert client.post(url, {"status": "active", "reason": "cleared"}).status_code == 302
+    merchant.refresh_from_db()
+    assert merchant.status == "active"
+
+
+def test_a_prospect_is_moved_by_its_owner(web, sales1):
     merchant = MerchantFactory(owner=sales1)
-    data = {**VALID, "status": "offboarded"}
-    assert web(sales1).post(reverse("merchants:edit", args=[merchant.pk]), data).status_code == 302
+    url = reverse("merchants:status", args=[merchant.pk])
+    assert web(sales1).post(url, {"status": "offboarded"}).status_code == 302
     merchant.refresh_from_db()
     assert merchant.status == "offboarded"
-    again = web(sales1).post(
-        reverse("merchants:edit", args=[merchant.pk]), {**data, "status": "lead"}
-    )
+    again = web(sales1).post(url, {"status": "lead"})
     assert again.status_code == 400
-    assert "status" in again.context["form"].errors
+    assert "status" in again.context["status_form"].errors
 
 
 def test_list_filters_by_status_country_risk_owner_and_search(web, admin1, sales1, sales2):

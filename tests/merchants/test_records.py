@@ -355,7 +355,7 @@ def test_activation_issues_a_unique_mid_once(sales1, admin1):
     merchant = MerchantFactory(owner=sales1)
     with pytest.raises(ValidationError):
         services.merchant_activate(merchant=merchant, actor=admin1, reason="approved")
-    services.merchant_update(merchant=merchant, actor=sales1, status="onboarding")
+    services.merchant_change_status(merchant=merchant, actor=sales1, status="onboarding", reason="")
     active = services.merchant_activate(merchant=merchant, actor=admin1, reason="approved")
     assert active.status == "active"
     assert active.mid == f"MHK{merchant.pk:08d}"

@@ -239,7 +239,6 @@ class Command(BaseCommand):
                 website=f"https://www.{base.lower().replace(' ', '')}.example",
                 expected_monthly_volume=volume,
                 volume_currency=currency,
-                risk_level=rng.choice(["low"] * 6 + ["medium"] * 3 + ["high"]),
                 owner=owner,
                 team=team,
                 partner=rng.choice(partner_list),
@@ -247,9 +246,16 @@ class Command(BaseCommand):
                     ["retail", "online", "pos", "priority", "chain", "qr"], k=rng.randint(0, 2)
                 ),
             )
+            risk_level = rng.choice(["low"] * 6 + ["medium"] * 3 + ["high"])
+            if risk_level != merchant.risk_level:
+                # Risk rates merchants, as in the app.
+                merchant = services.merchant_set_risk_level(
+                    merchant=merchant, actor=users["risk1"], risk_level=risk_level,
+                    reason="demo: initial rating",
+                )  # fmt: skip
             target = rng.choice(statuses)
             if target != Merchant.Status.LEAD:
-                self._advance(merchant, target, users["onboarding1"], i)
+                self._advance(merchant, target, users, i)
             shared_account_number = self._records(
                 merchant, owner, users, rng, i, shared_account_number
             )
@@ -376,10 +382,12 @@ class Command(BaseCommand):
             )
         return shared_number
 
-    def _advance(self, merchant: Merchant, target: str, actor: User, i: int) -> None:
-        """Walk the merchant along its allowed moves to ``target`` (demo only)."""
-        merchant = services.merchant_update(
-            merchant=merchant, actor=actor, status=Merchant.Status.ONBOARDING
+    def _advance(self, merchant: Merchant, target: str, users: dict, i: int) -> None:
+        """Walk the merchant along its allowed moves to ``target`` (demo only),
+        each by the role that may make it."""
+        actor = users["onboarding1"]
+        merchant = services.merchant_change_status(
+            merchant=merchant, actor=actor, status=Merchant.Status.ONBOARDING, reason=""
         )
         if target == Merchant.Status.ONBOARDING:
             return
@@ -388,4 +396,6 @@ class Command(BaseCommand):
             merchant=merchant, actor=actor, reason="demo: onboarding approved"
         )
         if target != Merchant.Status.ACTIVE:
-            services.merchant_update(merchant=merchant, actor=actor, status=target)
+            services.merchant_change_status(
+                merchant=merchant, actor=users["risk1"], status=target, reason="demo"
+            )
