@@ -13,13 +13,20 @@ def sign_in(browser, live_server, username: str, *, width: int = 1280):
     )
     page = context.new_page()
     page.set_default_timeout(15_000)
-    device = confirmed_device(UserFactory(username=username))
-    page.goto("/accounts/sign-in/")
-    page.get_by_label("Username").fill(username)
+    sign_in_on(page, UserFactory(username=username), "/accounts/sign-in/", landing=r"/$")
+    return page
+
+
+def sign_in_on(page, user, path: str, *, landing: str | None = None) -> None:
+    """Open ``path`` on ``page``, sign in as ``user`` (password, then a TOTP
+    code of a confirmed authenticator) and wait to land on ``landing`` (a
+    regex; by default ``path`` itself)."""
+    device = confirmed_device(user)
+    page.goto(path)
+    page.get_by_label("Username").fill(user.username)
     page.get_by_label("Password").fill(PASSWORD)
     page.get_by_role("button", name="Continue").click()
     page.wait_for_url(re.compile(r"/verify/"))
     page.get_by_label("Code").fill(totp_now(device))
     page.get_by_role("button", name="Verify").click()
-    page.wait_for_url(re.compile(r"/$"))
-    return page
+    page.wait_for_url(re.compile(landing or re.escape(path) + "$"))

@@ -5,8 +5,8 @@ import re
 
 import pytest
 
-from tests.conftest import confirmed_device, restore_roles, totp_now
-from tests.factories.core import PASSWORD
+from tests.browser.session import sign_in_on
+from tests.conftest import restore_roles
 from tests.factories.merchants import MerchantFactory
 
 pytestmark = [pytest.mark.browser, pytest.mark.django_db(transaction=True)]
@@ -23,16 +23,7 @@ def test_sales_user_adds_contact_logs_call_uploads_document_and_sees_the_timelin
     page, sales1, tmp_path
 ):
     merchant = MerchantFactory(owner=sales1, legal_name="Jade Dumpling House Limited")
-    device = confirmed_device(sales1)
-
-    page.goto("/merchants/")
-    page.get_by_label("Username").fill("sales1")
-    page.get_by_label("Password").fill(PASSWORD)
-    page.get_by_role("button", name="Continue").click()
-    page.wait_for_url(re.compile(r"/accounts/sign-in/verify/"))
-    page.get_by_label("Code").fill(totp_now(device))
-    page.get_by_role("button", name="Verify").click()
-    page.wait_for_url(re.compile(r"/merchants/$"))
+    sign_in_on(page, sales1, "/merchants/")
 
     page.get_by_role("link", name="Jade Dumpling House Limited").click()
     page.wait_for_url(re.compile(rf"/merchants/{merchant.pk}/$"))
@@ -91,15 +82,7 @@ def test_compliance_suspends_a_merchant_with_a_reason_and_sees_it_on_the_page(
     restore_roles()  # an earlier transactional test's flush removed the role grants
     merchant = MerchantFactory(owner=sales1, legal_name="Coral Travel Limited", status="onboarding")
     services.merchant_activate(merchant=merchant, actor=compliance1, reason="approved")
-    device = confirmed_device(compliance1)
-    page.goto(f"/merchants/{merchant.pk}/")
-    page.get_by_label("Username").fill("compliance1")
-    page.get_by_label("Password").fill(PASSWORD)
-    page.get_by_role("button", name="Continue").click()
-    page.wait_for_url(re.compile(r"/accounts/sign-in/verify/"))
-    page.get_by_label("Code").fill(totp_now(device))
-    page.get_by_role("button", name="Verify").click()
-    page.wait_for_url(re.compile(rf"/merchants/{merchant.pk}/$"))
+    sign_in_on(page, compliance1, f"/merchants/{merchant.pk}/")
 
     # without a reason: refused, the reason field says why
     page.get_by_test_id("status-change").locator("summary").click()
